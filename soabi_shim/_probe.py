@@ -1,0 +1,51 @@
+"""Stdlib-only probe of an interpreter's facts.
+
+Imported by soabi-shim for the running interpreter, and run as a script by
+``--python EXE`` in the other interpreter (which need not have soabi-shim),
+so it must stay valid Python 3.9 with no third-party import.
+"""
+
+import json
+import os
+import sys
+
+
+def collect():  # type: ignore[no-untyped-def]
+    import importlib.machinery
+    import site
+    import sysconfig
+
+    try:
+        libc_confstr = os.confstr("CS_GNU_LIBC_VERSION")
+    except (AttributeError, ValueError, OSError):
+        libc_confstr = None
+    user_enabled = bool(site.ENABLE_USER_SITE) if site.ENABLE_USER_SITE is not None else site.check_enableusersite()
+    try:
+        site_packages = list(site.getsitepackages())
+    except AttributeError:  # virtualenv < 20's site.py
+        site_packages = []
+    paths = sysconfig.get_paths()
+    return {
+        "implementation": sys.implementation.name,
+        "version": list(sys.version_info[:3]),
+        "executable": sys.executable,
+        "soabi": sysconfig.get_config_var("SOABI"),
+        "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"),
+        "multiarch": getattr(sys.implementation, "_multiarch", None),
+        "extension_suffixes": list(importlib.machinery.EXTENSION_SUFFIXES),
+        "platform": sys.platform,
+        "libc_confstr": libc_confstr,
+        "purelib": paths.get("purelib"),
+        "platlib": paths.get("platlib"),
+        "site_packages": site_packages,
+        "user_site": site.getusersitepackages() if user_enabled else None,
+        "prefix": sys.prefix,
+        "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+        "gil_disabled": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        "startup_hook_loaded": "soabi_shim._startup" in sys.modules,
+        "fallback_installed": bool(getattr(sys.modules.get("soabi_shim._startup"), "FALLBACK_INSTALLED", False)),
+    }
+
+
+if __name__ == "__main__":
+    sys.stdout.write(json.dumps(collect()))

@@ -1,0 +1,205 @@
+"""The start-up hook.  Imported only when there is work; keep it tiny.
+
+The fast path lives in the ``.pth`` line itself (:data:`PTH_LINE`): on
+glibc, when disabled, or when the site directory's mtime matches the stamp
+written by the last heal, it does a ``stat``, an ``open`` and nothing else,
+and this module is never imported.  Otherwise :func:`start` runs:
+
+1. install the import fallback (a replacement ``FileFinder`` path hook that
+   also accepts the libc-twin names of the interpreter's own suffixes, ELF
+   checked at load time), so imports work even where nothing can be healed;
+2. unless ``SOABI_SHIM_FALLBACK_ONLY`` is set, heal the site directory
+   holding the hook with the same pipeline as ``soabi-shim heal``, if this
+   process may write there, and write the stamp.
+
+Nothing here prints or lets an exception escape into the interpreter.
+"""
+
+import os
+import sys
+
+DISABLE_ENV = "SOABI_SHIM_DISABLE"
+FALLBACK_ONLY_ENV = "SOABI_SHIM_FALLBACK_ONLY"
+STAMP_NAME = "_stamp"
+
+#: Source of the single ``import`` line of ``soabi_shim-startup.pth``; the
+#: file in the wheel is generated from it and a test keeps the two equal.
+#: ``sitedir`` is the local variable of ``site.addpackage`` that names the
+#: directory of the ``.pth`` file being processed.
+_FAST_PATH = (
+    "try:\n"
+    " if sys.platform.startswith('linux') and not os.environ.get('SOABI_SHIM_DISABLE')"
+    " and 'soabi_shim._startup' not in sys.modules:\n"
+    "  c = os.confstr_names.get('CS_GNU_LIBC_VERSION')\n"
+    "  if not (c is not None and os.confstr(c)):\n"
+    "   try:\n"
+    "    with open(os.path.join(sitedir, 'soabi_shim', '_stamp')) as f: s = f.read(64)\n"
+    "   except OSError: s = ''\n"
+    "   if s != '%d 0' % os.stat(sitedir).st_mtime_ns:\n"
+    "    __import__('soabi_shim._startup')._startup.start(sitedir, s)\n"
+    "except Exception:\n"
+    " pass\n"
+)
+PTH_LINE = "import os, sys; exec(" + repr(_FAST_PATH) + ")\n"
+START_LINE = "soabi_shim._startup:start\n"
+
+FALLBACK_INSTALLED = False
+
+
+def _on_musl() -> bool:
+    """The running libc is not glibc (answered by the libc itself)."""
+    name = os.confstr_names.get("CS_GNU_LIBC_VERSION")
+    return not (name is not None and os.confstr(name))
+
+
+def start(sitedir=None, stamp=None):  # type: ignore[no-untyped-def]
+    """Entry point of the ``.pth`` line and of the PEP 829 ``.start`` file."""
+    try:
+        _start(sitedir, stamp)
+    except Exception:  # never raise into the user's interpreter
+        pass
+
+
+def _read_stamp(sitedir):  # type: ignore[no-untyped-def]
+    try:
+        with open(os.path.join(sitedir, "soabi_shim", STAMP_NAME)) as f:
+            return f.read(64)
+    except OSError:
+        return ""
+
+
+def _start(sitedir, stamp):  # type: ignore[no-untyped-def]
+    if sitedir is None:  # called from a .start file: no fast path ran
+        if not sys.platform.startswith("linux") or os.environ.get(DISABLE_ENV) or not _on_musl():
+            return
+        sitedir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        stamp = _read_stamp(sitedir)
+    mtime = "%d " % os.stat(sitedir).st_mtime_ns
+    if stamp == mtime + "0":
+        return
+    install_fallback()
+    if stamp.startswith(mtime) or os.environ.get(FALLBACK_ONLY_ENV):
+        return  # nothing changed since the last heal (which left problems)
+    if not (os.access(sitedir, os.W_OK) and os.access(os.path.join(sitedir, "soabi_shim"), os.W_OK)):
+        return  # a non-root user in a root-built image: the fallback serves
+    heal_site(sitedir)
+
+
+def _dist_infos(sitedir):  # type: ignore[no-untyped-def]
+    return sorted(n for n in os.listdir(sitedir) if n.endswith(".dist-info"))
+
+
+def heal_site(sitedir):  # type: ignore[no-untyped-def]
+    """Heal ``sitedir`` with the full pipeline and write the stamp."""
+    import warnings
+
+    before = os.stat(sitedir).st_mtime_ns
+    names = _dist_infos(sitedir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from .pipeline import run
+
+        report = run("heal", [sitedir])
+    after = os.stat(sitedir).st_mtime_ns
+    # Our own aliases may have changed the mtime; anything else installed
+    # meanwhile must be seen next time, so keep the old mtime then.
+    mtime = after if _dist_infos(sitedir) == names else before
+    write_stamp(sitedir, "%d %d" % (mtime, 1 if report.problems else 0))
+    return report
+
+
+def write_stamp(sitedir, text):  # type: ignore[no-untyped-def]
+    """Atomically write the stamp, and record it in soabi-shim's RECORD."""
+    from .record import append_rows
+
+    pkg = os.path.join(sitedir, "soabi_shim")
+    for name in os.listdir(sitedir):
+        if name.startswith("soabi_shim-") and name.endswith(".dist-info"):
+            record = os.path.join(sitedir, name, "RECORD")
+            if os.path.isfile(record):
+                append_rows(record, ["soabi_shim/" + STAMP_NAME])
+    tmp = os.path.join(pkg, ".%s.%d.tmp" % (STAMP_NAME, os.getpid()))
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, os.path.join(pkg, STAMP_NAME))
+
+
+# --- the import fallback ---------------------------------------------------
+
+_ELF_CACHE = {}
+
+
+def _check(path):  # type: ignore[no-untyped-def]
+    """None if ``path`` may be loaded, else the reason (same rules as heal)."""
+    from .elf import ET_DYN, libc_of, read_elf
+    from .errors import ElfError
+
+    try:
+        info = read_elf(path)
+        me = _ELF_CACHE.get("self")
+        if me is None:
+            me = _ELF_CACHE["self"] = read_elf(os.path.realpath(sys.executable))
+    except ElfError as exc:
+        return str(exc)
+    if info.elf_type != ET_DYN:
+        return "not an ELF shared object"
+    if not info.same_platform(me):
+        return "ELF for %s, interpreter is %s" % (info.describe(), me.describe())
+    family, evidence = libc_of(info)
+    running = "musl" if _on_musl() else "glibc"
+    if family is not None and family != running:
+        return "linked against %s (%s), interpreter runs on %s" % (family, evidence, running)
+    return None
+
+
+def install_fallback():  # type: ignore[no-untyped-def]
+    """Replace the FileFinder path hook with one that also accepts twins."""
+    global FALLBACK_INSTALLED
+    if FALLBACK_INSTALLED:
+        return True
+    import _imp
+
+    from ._twins import suffix_twins
+
+    bootstrap = sys.modules.get("_frozen_importlib_external")
+    if bootstrap is None:  # pragma: no cover - every CPython 3.9+ has it
+        return False
+    native = _imp.extension_suffixes()
+    twins = []
+    for suffix in native:
+        for twin in suffix_twins(suffix):
+            if twin not in native and twin not in twins:
+                twins.append(twin)
+    if not twins:
+        return False
+    base = bootstrap.ExtensionFileLoader
+
+    class TwinExtensionLoader(base):  # type: ignore[misc, valid-type]
+        """Loads an extension named for the other libc, after the ELF checks."""
+
+        def create_module(self, spec):  # type: ignore[no-untyped-def]
+            reason = _check(self.path)
+            if reason is not None:
+                raise ImportError("soabi-shim refused %s: %s" % (self.path, reason), name=spec.name, path=self.path)
+            return super().create_module(spec)
+
+        def is_package(self, fullname):  # type: ignore[no-untyped-def]
+            return os.path.basename(self.path) in ["__init__" + s for s in twins]
+
+    hook = bootstrap.FileFinder.path_hook(
+        (base, native),
+        (TwinExtensionLoader, twins),
+        (bootstrap.SourceFileLoader, bootstrap.SOURCE_SUFFIXES),
+        (bootstrap.SourcelessFileLoader, bootstrap.BYTECODE_SUFFIXES),
+    )
+    for i, old in enumerate(sys.path_hooks):
+        if getattr(old, "__qualname__", "").startswith("FileFinder.path_hook"):
+            sys.path_hooks[i] = hook
+            break
+    else:
+        return False
+    for key, finder in list(sys.path_importer_cache.items()):
+        if type(finder) is bootstrap.FileFinder:
+            del sys.path_importer_cache[key]
+    FALLBACK_INSTALLED = True
+    return True

@@ -1,0 +1,46 @@
+"""The built-in plugin: libc twins, path containment and ELF checks."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from .elf import ET_DYN, libc_of, read_elf
+from .errors import ElfError
+from .facts import InterpreterFacts
+from .hookspecs import hookimpl
+from .plan import Candidate, Verdict, inside
+from .suffixes import ExtSuffix, twin_suffixes
+
+
+@hookimpl
+def soabi_shim_twin_suffixes(accepted: ExtSuffix, facts: InterpreterFacts) -> list[str]:
+    return [str(t) for t in twin_suffixes(accepted)]
+
+
+@hookimpl(tryfirst=True)
+def soabi_shim_check_candidate(candidate: Candidate, facts: InterpreterFacts) -> Optional[Verdict]:
+    return check_location(candidate) or check_elf(candidate.path, facts)
+
+
+def check_location(candidate: Candidate) -> Optional[Verdict]:
+    """The directory written to must really be inside the site directory."""
+    if not inside(os.path.dirname(candidate.path), candidate.site):
+        return Verdict.refuse("its directory resolves outside the site directory; not followed")
+    return None
+
+
+def check_elf(path: str, facts: InterpreterFacts) -> Optional[Verdict]:
+    """An ELF shared object for this machine, linked to this libc or none."""
+    try:
+        info = read_elf(path)
+    except ElfError as exc:
+        return Verdict.refuse(str(exc))
+    if info.elf_type != ET_DYN:
+        return Verdict.refuse(f"not an ELF shared object (e_type {info.elf_type})")
+    if facts.elf is not None and not info.same_platform(facts.elf):
+        return Verdict.refuse(f"ELF for {info.describe()}, interpreter is {facts.elf.describe()}")
+    family, evidence = libc_of(info)
+    if family is not None and facts.libc is not None and family != facts.libc:
+        return Verdict.refuse(f"linked against {family} ({evidence}), interpreter runs on {facts.libc}")
+    return None

@@ -1,0 +1,31 @@
+"""The exceptions soabi-shim raises on purpose.
+
+Every expected failure is one of these; the CLI maps them to an ``ERROR``
+line and an exit code in one place (:func:`soabi_shim.cli.main`).
+"""
+
+from __future__ import annotations
+
+
+class SoabiShimError(Exception):
+    """Base class of every error soabi-shim raises on purpose."""
+
+
+class UsageError(SoabiShimError):
+    """Bad arguments or bad input named by the user (exit code 2)."""
+
+
+class SuffixError(SoabiShimError, ValueError):
+    """A file name or suffix is not a Linux extension-module suffix."""
+
+
+class ElfError(SoabiShimError):
+    """A file is not a well-formed ELF object."""
+
+
+class RecordError(SoabiShimError):
+    """A RECORD file cannot be parsed or updated safely."""
+
+
+class InterpreterError(SoabiShimError):
+    """Facts about an interpreter could not be gathered."""

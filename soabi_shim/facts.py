@@ -1,0 +1,183 @@
+"""Interpreter facts: what the running (or another) interpreter accepts,
+which libc it really runs on, and where its site directories are.
+
+The libc is read from the interpreter's own ELF file (``PT_INTERP`` /
+``DT_NEEDED``), never inferred from ``SOABI``, which says ``-gnu`` on musl
+for CPython <= 3.10 and for cross-built 3.11/3.12.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from . import _probe
+from .elf import ElfInfo, libc_of, read_elf
+from .errors import ElfError, InterpreterError, SuffixError
+from .suffixes import ExtSuffix, parse_suffix
+
+__all__ = ["InterpreterFacts", "gather_facts"]
+
+DISABLE_ENV = "SOABI_SHIM_DISABLE"
+FALLBACK_ONLY_ENV = "SOABI_SHIM_FALLBACK_ONLY"
+PTH_NAME = "soabi_shim-startup.pth"
+
+
+@dataclass(frozen=True)
+class InterpreterFacts:
+    """Everything the pipeline needs to know about one interpreter."""
+
+    implementation: str
+    version: tuple[int, int, int]
+    executable: str
+    soabi: Optional[str]
+    ext_suffix: Optional[str]
+    extension_suffixes: tuple[str, ...]
+    platform: str
+    libc: Optional[str]  # "glibc", "musl" or None (unknown)
+    libc_evidence: str
+    libc_version: Optional[str]
+    elf: Optional[ElfInfo]
+    site_dirs: tuple[str, ...]
+    user_site: Optional[str]
+    startup_hook: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> tuple[ExtSuffix, ...]:
+        """The tagged suffixes this interpreter loads, parsed."""
+        out = []
+        for s in self.extension_suffixes:
+            try:
+                out.append(parse_suffix(s))
+            except SuffixError:
+                continue  # ".so", ".abi3.so": untagged, nothing to alias
+        return tuple(out)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "implementation": self.implementation,
+            "version": ".".join(map(str, self.version)),
+            "executable": self.executable,
+            "soabi": self.soabi,
+            "ext_suffix": self.ext_suffix,
+            "extension_suffixes": list(self.extension_suffixes),
+            "platform": self.platform,
+            "libc": self.libc,
+            "libc_version": self.libc_version,
+            "libc_evidence": self.libc_evidence,
+            "machine": self.elf.describe() if self.elf else None,
+            "site_dirs": list(self.site_dirs),
+            "user_site": self.user_site,
+            "startup_hook": dict(self.startup_hook),
+        }
+
+
+def _run_probe(executable: str) -> dict[str, Any]:
+    try:
+        proc = subprocess.run(
+            [executable, "-S", "-E", _probe.__file__],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except OSError as exc:
+        raise InterpreterError(f"cannot run {executable}: {exc.strerror or exc}") from None
+    except subprocess.TimeoutExpired:
+        raise InterpreterError(f"{executable} did not answer within 60 s") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InterpreterError(f"{executable} failed to report its facts: {last}")
+    try:
+        data: dict[str, Any] = json.loads(proc.stdout)
+    except ValueError:
+        raise InterpreterError(f"{executable} printed something that is not its facts") from None
+    return data
+
+
+def _musl_version(loader: str) -> Optional[str]:
+    """musl's loader prints ``Version 1.2.5`` on stderr when run bare."""
+    try:
+        proc = subprocess.run([loader], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"Version (\d+\.\d+\.\d+)", proc.stderr)
+    return m.group(1) if m else None
+
+
+def _detect_libc(
+    elf: Optional[ElfInfo], confstr: Optional[str], want_version: bool
+) -> tuple[Optional[str], str, Optional[str]]:
+    family: Optional[str] = None
+    evidence = "unknown"
+    if elf is not None:
+        family, evidence = libc_of(elf)
+    if family is None and confstr is not None:
+        # A static interpreter names no libc; ask the libc that runs it.
+        family = "glibc" if confstr.startswith("glibc") else "musl"
+        evidence = f"confstr(CS_GNU_LIBC_VERSION) = {confstr!r}"
+    version: Optional[str] = None
+    if family == "glibc" and confstr and confstr.startswith("glibc "):
+        version = confstr.split(" ", 1)[1]
+    elif family == "musl" and want_version and elf is not None and elf.interpreter:
+        version = _musl_version(elf.interpreter)
+    return family, evidence, version
+
+
+def _hook_state(site_dirs: tuple[str, ...], probe: dict[str, Any]) -> dict[str, Any]:
+    env = os.environ
+    return {
+        "pth_files": [os.path.join(d, PTH_NAME) for d in site_dirs if os.path.exists(os.path.join(d, PTH_NAME))],
+        "loaded": bool(probe.get("startup_hook_loaded")),
+        "fallback_installed": bool(probe.get("fallback_installed")),
+        "disabled": bool(env.get(DISABLE_ENV)),
+        "fallback_only": bool(env.get(FALLBACK_ONLY_ENV)),
+        "site_disabled": bool(getattr(sys.flags, "no_site", 0)) if probe.get("local") else None,
+    }
+
+
+def gather_facts(python: Optional[str] = None, *, libc_version: bool = False) -> InterpreterFacts:
+    """Facts about the running interpreter, or about ``python`` (a path).
+
+    Another interpreter is asked by running the stdlib-only probe in it.
+    """
+    if python is None:
+        probe: dict[str, Any] = _probe.collect()  # type: ignore[no-untyped-call]
+        probe["local"] = True
+    else:
+        probe = _run_probe(python)
+    executable = probe.get("executable") or python or sys.executable
+    try:
+        elf: Optional[ElfInfo] = read_elf(os.path.realpath(executable))
+    except ElfError:
+        elf = None
+    family, evidence, version = _detect_libc(elf, probe.get("libc_confstr"), libc_version)
+    candidates = [probe.get("purelib"), probe.get("platlib"), probe.get("user_site")]
+    site_dirs: list[str] = []
+    seen: set[str] = set()
+    for d in candidates:
+        if d and os.path.isdir(d) and os.path.realpath(d) not in seen:
+            seen.add(os.path.realpath(d))
+            site_dirs.append(d)
+    dirs = tuple(site_dirs)
+    return InterpreterFacts(
+        implementation=str(probe["implementation"]),
+        version=(int(probe["version"][0]), int(probe["version"][1]), int(probe["version"][2])),
+        executable=str(executable),
+        soabi=probe.get("soabi"),
+        ext_suffix=probe.get("ext_suffix"),
+        extension_suffixes=tuple(probe.get("extension_suffixes") or ()),
+        platform=str(probe.get("platform")),
+        libc=family,
+        libc_evidence=evidence,
+        libc_version=version,
+        elf=elf,
+        site_dirs=dirs,
+        user_site=probe.get("user_site"),
+        startup_hook=_hook_state(dirs, probe),
+    )

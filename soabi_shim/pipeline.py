@@ -1,0 +1,95 @@
+"""The one pipeline every entry point calls:
+
+    interpreter facts -> scan -> plan -> apply -> report
+
+:func:`run` is used by the CLI, the Python API, the start-up hook and the
+installer front-end alike.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Optional
+
+from .apply import apply_plan, undo_site
+from .errors import UsageError
+from .facts import InterpreterFacts, gather_facts
+from .plan import build_twin_map, make_plan
+from .plugins import PluginHost, get_plugin_host
+from .report import Alias, Problem, Report
+from .scan import scan_site
+
+__all__ = ["COMMANDS", "resolve_sites", "run"]
+
+COMMANDS = ("heal", "check", "undo", "doctor")
+
+
+def resolve_sites(paths: Optional[Iterable[str]], facts: InterpreterFacts) -> list[str]:
+    """The site directories to work on; :class:`UsageError` for bad paths."""
+    if paths is None:
+        return list(facts.site_dirs)
+    sites: list[str] = []
+    seen: set[str] = set()
+    for p in paths:
+        path = os.fspath(p)
+        if not os.path.exists(path):
+            raise UsageError(f"{path}: no such directory")
+        if not os.path.isdir(path):
+            raise UsageError(f"{path}: not a directory")
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            sites.append(os.path.abspath(path))
+    return sites
+
+
+def run(
+    command: str,
+    paths: Optional[Sequence[str]] = None,
+    *,
+    dry_run: bool = False,
+    include_unowned: bool = False,
+    python: Optional[str] = None,
+    facts: Optional[InterpreterFacts] = None,
+    plugins: Optional[list[object]] = None,
+    host: Optional[PluginHost] = None,
+) -> Report:
+    """Run ``command`` (heal, check, undo or doctor) over ``paths``.
+
+    ``check`` and ``doctor`` never write; ``doctor`` also looks at files no
+    RECORD lists.  The library never prints: everything is in the report.
+    """
+    if command not in COMMANDS:
+        raise UsageError(f"unknown command {command!r}")
+    if facts is None:
+        facts = gather_facts(python, libc_version=command == "doctor")
+    sites = resolve_sites(paths, facts)
+    if host is None:
+        host = get_plugin_host(plugins)
+    twin_map = build_twin_map(facts, host)
+    unowned = include_unowned or command == "doctor"
+    scans = [scan_site(site, twin_map, include_unowned=unowned) for site in sites]
+    report = Report(command, facts, sites=sites)
+    report.distributions = sum(len(s.distributions) for s in scans)
+    problems: list[tuple[str, str]] = []
+    aliases: list[Alias] = []
+    if command == "undo":
+        for scan in scans:
+            problems.extend(scan.problems)
+            a, p = undo_site(scan, twin_map, dry_run=dry_run, include_unowned=include_unowned)
+            aliases.extend(a)
+            problems.extend(p)
+    else:
+        plan = make_plan(scans, facts, host)
+        problems.extend(plan.problems)
+        a, p = apply_plan(plan, dry_run=dry_run or command != "heal")
+        aliases.extend(a)
+        problems.extend(p)
+    problems.extend((f"plugin:{name}", message) for name, message in host.failures)
+    report.aliases = aliases
+    report.problems = [Problem(path, reason) for path, reason in problems]
+    before = len(host.failures)
+    host.call("soabi_shim_report", report=report)
+    report.problems.extend(Problem(f"plugin:{n}", m) for n, m in host.failures[before:])
+    return report

@@ -1,0 +1,111 @@
+"""Plan: decide, for each candidate, whether its alias exists, may be made,
+or must be refused (with the reason).  No writes happen here.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .facts import InterpreterFacts
+from .plugins import PluginHost
+from .scan import Candidate, SiteScan
+
+__all__ = ["Candidate", "Decision", "Plan", "Verdict", "build_twin_map", "decide", "inside", "make_plan"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A plugin's opinion on one candidate."""
+
+    ok: bool
+    reason: str
+
+    @classmethod
+    def refuse(cls, reason: str) -> Verdict:
+        return cls(False, reason)
+
+    @classmethod
+    def approve(cls, reason: str) -> Verdict:
+        return cls(True, reason)
+
+
+@dataclass(frozen=True)
+class Decision:
+    candidate: Candidate
+    action: str  # "create", "present", "occupied" (a regular file: loads already), "refuse"
+    reason: str = ""
+    recorded: bool = False  # the alias's RECORD row exists
+
+
+@dataclass
+class Plan:
+    facts: InterpreterFacts
+    decisions: list[Decision] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    distributions: int = 0
+    sites: list[str] = field(default_factory=list)
+
+
+def inside(path: str, site: str) -> bool:
+    """True if the real path of ``path`` is ``site``'s real path or below it."""
+    real = os.path.realpath(path)
+    root = os.path.realpath(site)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def build_twin_map(facts: InterpreterFacts, host: PluginHost) -> dict[str, str]:
+    """Foreign suffix -> the accepted suffix an alias of it should carry."""
+    accepted = set(facts.extension_suffixes)
+    twin_map: dict[str, str] = {}
+    for suffix in facts.accepted:
+        for result in host.call("soabi_shim_twin_suffixes", accepted=suffix, facts=facts):
+            for foreign in result:
+                if isinstance(foreign, str) and foreign not in accepted and foreign.endswith(".so"):
+                    twin_map.setdefault(foreign, str(suffix))
+    return twin_map
+
+
+def _occupancy(c: Candidate) -> tuple[str, str]:
+    try:
+        st = os.lstat(c.alias_path)
+    except FileNotFoundError:
+        return "create", ""
+    except OSError as exc:
+        return "refuse", f"cannot inspect the alias name: {exc.strerror or exc}"
+    if stat.S_ISLNK(st.st_mode):
+        target = os.readlink(c.alias_path)
+        if target == c.name:
+            return "present", ""
+        return "refuse", f"the alias name is already a symlink to {target!r}, not to {c.name!r}; left alone"
+    if stat.S_ISREG(st.st_mode):
+        return "occupied", "a regular file already has the interpreter's name; it loads as it is"
+    return "refuse", "the alias name is taken by something that is not a file; left alone"
+
+
+def decide(c: Candidate, facts: InterpreterFacts, host: PluginHost, record_paths: set[str]) -> Decision:
+    recorded = c.alias_rel in record_paths
+    action, reason = _occupancy(c)
+    if action != "create":
+        return Decision(c, action, reason, recorded)
+    if not os.path.lexists(c.path):
+        return Decision(c, "refuse", "listed in RECORD but missing on disk", recorded)
+    verdicts = host.call("soabi_shim_check_candidate", candidate=c, facts=facts)
+    vetoes = [v.reason for v in verdicts if isinstance(v, Verdict) and not v.ok]
+    if vetoes:
+        return Decision(c, "refuse", "; ".join(vetoes), recorded)
+    return Decision(c, "create", "", recorded)
+
+
+def make_plan(scans: list[SiteScan], facts: InterpreterFacts, host: PluginHost) -> Plan:
+    plan = Plan(facts)
+    for scan in scans:
+        plan.sites.append(scan.site)
+        plan.distributions += len(scan.distributions)
+        plan.problems.extend(scan.problems)
+        rows_by_record = {d.record: {r[0] for r in d.rows} for d in scan.distributions}
+        for c in scan.candidates:
+            plan.decisions.append(decide(c, facts, host, rows_by_record.get(c.record or "", set())))
+    return plan

@@ -1,0 +1,74 @@
+"""The plugin manager and error-isolated hook calls."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional
+
+import pluggy
+
+from . import hookspecs
+
+__all__ = ["PluginHost", "get_plugin_host"]
+
+ENTRY_POINT_GROUP = "soabi_shim"
+
+
+class PluginHost:
+    """A pluggy manager plus the failures of the plugins it ran."""
+
+    def __init__(self, manager: pluggy.PluginManager) -> None:
+        self.manager = manager
+        self.failures: list[tuple[str, str]] = []  # (plugin name, message)
+
+    def call(self, hook: str, **kwargs: Any) -> list[Any]:
+        """Call each implementation of ``hook`` on its own.
+
+        A plugin that raises is recorded in :attr:`failures` and skipped;
+        the others still run.  ``None`` results are dropped.
+        """
+        results = []
+        caller = getattr(self.manager.hook, hook)
+        for impl in reversed(caller.get_hookimpls()):  # pluggy calls LIFO, tryfirst first
+            try:
+                result = impl.function(*[kwargs[name] for name in impl.argnames])
+            except Exception as exc:  # a plugin's bug must not break the run
+                self.failures.append((impl.plugin_name, f"plugin {impl.plugin_name!r} raised {type(exc).__name__}: {exc}"))
+                continue
+            if result is not None:
+                results.append(result)
+        return results
+
+
+def _load_entry_points(manager: pluggy.PluginManager, failures: list[tuple[str, str]]) -> None:
+    if sys.version_info >= (3, 10):
+        from importlib.metadata import entry_points
+
+        eps = list(entry_points(group=ENTRY_POINT_GROUP))
+    else:  # pragma: no cover - 3.9
+        from importlib.metadata import entry_points
+
+        eps = list(entry_points().get(ENTRY_POINT_GROUP, ()))
+    for ep in eps:
+        if manager.get_plugin(ep.name) is not None or manager.is_blocked(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+            manager.register(plugin, name=ep.name)
+        except Exception as exc:
+            failures.append((ep.name, f"plugin {ep.name!r} failed to load: {type(exc).__name__}: {exc}"))
+
+
+def get_plugin_host(plugins: Optional[list[object]] = None, *, entry_points: bool = True) -> PluginHost:
+    """A host with the built-in plugin, ``plugins`` and installed plugins."""
+    from . import builtin
+
+    manager = pluggy.PluginManager("soabi_shim")
+    manager.add_hookspecs(hookspecs)
+    manager.register(builtin, name="builtin")
+    for plugin in plugins or ():
+        manager.register(plugin)
+    host = PluginHost(manager)
+    if entry_points:
+        _load_entry_points(manager, host.failures)
+    return host

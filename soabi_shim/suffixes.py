@@ -1,0 +1,185 @@
+"""The suffix model: Linux extension-module file names, pure and without I/O.
+
+An extension module's file name is ``<stem><suffix>``; CPython accepts the
+suffixes in ``importlib.machinery.EXTENSION_SUFFIXES``.  On Linux a tagged
+suffix is ``.<abi>-<arch>-linux-<libc>.so`` where ``<abi>`` names the
+implementation, version and ABI flags:
+
+========================================  ===================================
+``.cpython-311-x86_64-linux-gnu.so``      CPython 3.11
+``.cpython-313t-aarch64-linux-musl.so``   CPython 3.13, free-threaded
+``.cpython-311d-x86_64-linux-gnu.so``     CPython 3.11, debug build
+``.pypy310-pp73-x86_64-linux-gnu.so``     PyPy 3.10
+``.graalpy250-311-native-x86_64-linux.so``  GraalPy (no libc part: no twin)
+``.abi3-x86_64-linux-gnu.so``             3.15's tagged stable ABI
+``.abi3t-x86_64-linux-musl.so``           3.15's free-threaded stable ABI
+========================================  ===================================
+
+The *libc twin* of a suffix is the same suffix with only the libc part of
+the triplet swapped between glibc and musl spellings; that is the only
+difference soabi-shim ever aliases across.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from ._twins import LIBC_TWINS, MIPS64_TWINS, libc_twins
+from .errors import SuffixError
+
+__all__ = [
+    "ARCHITECTURES",
+    "ExtSuffix",
+    "LIBC_TWINS",
+    "MIPS64_TWINS",
+    "libc_family",
+    "libc_twins",
+    "parse_suffix",
+    "split_filename",
+    "twin_suffixes",
+]
+
+#: Architectures as CPython's ``Misc/platform_triplet.c`` spells them.
+ARCHITECTURES: frozenset[str] = frozenset(
+    {
+        "x86_64",
+        "i386",
+        "aarch64",
+        "aarch64_ilp32",
+        "aarch64_be",
+        "aarch64_be_ilp32",
+        "alpha",
+        "arm",
+        "armeb",
+        "hppa",
+        "ia64",
+        "loongarch64",
+        "m68k",
+        "mips",
+        "mipsel",
+        "mips64",
+        "mips64el",
+        "mipsisa32r6",
+        "mipsisa32r6el",
+        "mipsisa64r6",
+        "mipsisa64r6el",
+        "or1k",
+        "powerpc",
+        "powerpc64",
+        "powerpc64le",
+        "riscv32",
+        "riscv64",
+        "s390",
+        "s390x",
+        "sh4",
+        "sparc",
+        "sparc64",
+    }
+)
+
+def libc_family(libc: str) -> Optional[str]:
+    """``"glibc"`` or ``"musl"`` for a triplet's libc part, else ``None``."""
+    if libc.startswith("gnu"):
+        return "glibc"
+    if libc.startswith("musl"):
+        return "musl"
+    return None
+
+
+_TRIPLET_RE = re.compile(r"^(?P<abi>.+?)-(?P<arch>[a-z0-9_]+)-linux(?:-(?P<libc>[a-z0-9]+))?$")
+_CPYTHON_RE = re.compile(r"^cpython-(?P<major>\d)(?P<minor>\d+)(?P<flags>[dmt]*)$")
+_PYPY_RE = re.compile(r"^pypy(?P<major>\d)(?P<minor>\d+)-pp(?P<pp>\d+)$")
+_GRAALPY_RE = re.compile(r"^graalpy(?P<graal>\d*)-(?P<major>\d)(?P<minor>\d+)-native$")
+_STABLE_RE = re.compile(r"^abi3t?$")
+
+
+@dataclass(frozen=True)
+class ExtSuffix:
+    """One tagged Linux extension suffix, e.g. ``.cpython-311-x86_64-linux-musl.so``.
+
+    ``abi`` is everything before the triplet (``cpython-311``, ``abi3t``,
+    ``pypy310-pp73``); ``implementation``, ``version`` and ``flags`` are read
+    from it where the spelling is known.  ``libc`` is ``None`` for triplets
+    without a libc part (GraalPy's ``x86_64-linux``).
+    """
+
+    abi: str
+    arch: str
+    libc: Optional[str]
+    implementation: str
+    version: Optional[tuple[int, int]]
+    flags: str
+
+    def __str__(self) -> str:
+        triplet = f"{self.arch}-linux" + (f"-{self.libc}" if self.libc else "")
+        return f".{self.abi}-{triplet}.so"
+
+    @property
+    def stable_abi(self) -> bool:
+        """True for 3.15's ``.abi3-<triplet>.so`` / ``.abi3t-<triplet>.so``."""
+        return self.implementation == "stable"
+
+    def with_libc(self, libc: str) -> ExtSuffix:
+        """The same suffix with another libc part."""
+        return ExtSuffix(self.abi, self.arch, libc, self.implementation, self.version, self.flags)
+
+
+def _read_abi(abi: str) -> tuple[str, Optional[tuple[int, int]], str]:
+    m = _CPYTHON_RE.match(abi)
+    if m:
+        flags = m["flags"]
+        if len(set(flags)) != len(flags):
+            raise SuffixError(f"repeated ABI flag in {abi!r}")
+        return "cpython", (int(m["major"]), int(m["minor"])), "".join(sorted(flags))
+    m = _PYPY_RE.match(abi)
+    if m:
+        return "pypy", (int(m["major"]), int(m["minor"])), ""
+    m = _GRAALPY_RE.match(abi)
+    if m:
+        return "graalpy", (int(m["major"]), int(m["minor"])), ""
+    if _STABLE_RE.match(abi):
+        return "stable", None, "t" if abi.endswith("t") else ""
+    raise SuffixError(f"unknown implementation tag {abi!r}")
+
+
+def parse_suffix(suffix: str) -> ExtSuffix:
+    """Parse a tagged Linux extension suffix (leading dot included).
+
+    Raises :class:`~soabi_shim.errors.SuffixError` for anything else,
+    including untagged ``.so`` and ``.abi3.so``, which never need an alias.
+    """
+    if not isinstance(suffix, str):
+        raise SuffixError(f"suffix must be a string, not {type(suffix).__name__}")
+    if not (suffix.startswith(".") and suffix.endswith(".so")) or len(suffix) < 5:
+        raise SuffixError(f"not a tagged extension suffix: {suffix!r}")
+    body = suffix[1:-3]
+    m = _TRIPLET_RE.match(body)
+    if m is None or m["arch"] not in ARCHITECTURES:
+        raise SuffixError(f"no Linux platform triplet in {suffix!r}")
+    implementation, version, flags = _read_abi(m["abi"])
+    result = ExtSuffix(m["abi"], m["arch"], m["libc"], implementation, version, flags)
+    if str(result) != suffix:
+        # e.g. flags spelled out of order ("td" vs "dt"): not a name CPython makes.
+        raise SuffixError(f"non-canonical extension suffix {suffix!r}")
+    return result
+
+
+def twin_suffixes(suffix: ExtSuffix) -> tuple[ExtSuffix, ...]:
+    """The libc twins of ``suffix``: identical but for the libc part."""
+    if suffix.libc is None:
+        return ()
+    return tuple(suffix.with_libc(other) for other in libc_twins(suffix.arch, suffix.libc))
+
+
+def split_filename(name: str) -> tuple[str, ExtSuffix]:
+    """Split ``stem.cpython-311-x86_64-linux-gnu.so`` into stem and suffix.
+
+    The stem is the module name (``PyInit_<stem>`` is the init symbol), so it
+    must be a non-empty identifier.
+    """
+    stem, dot, rest = name.partition(".")
+    if not dot or not stem.isidentifier():
+        raise SuffixError(f"not an extension module file name: {name!r}")
+    return stem, parse_suffix("." + rest)
