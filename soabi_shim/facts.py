@@ -80,7 +80,7 @@ class InterpreterFacts:
 def _run_probe(executable: str) -> dict[str, Any]:
     try:
         proc = subprocess.run(
-            [executable, "-S", "-E", _probe.__file__],
+            [executable, "-E", _probe.__file__],
             capture_output=True,
             text=True,
             timeout=60,

@@ -62,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _scheme(python: Optional[str], prefix: Optional[str], name: str) -> dict[str, str]:
     exe = python or sys.executable
     proc = subprocess.run(
-        [exe, "-S", "-E", "-c", _SCHEME_SCRIPT, prefix or ""], capture_output=True, text=True, check=False
+        [exe, "-E", "-c", _SCHEME_SCRIPT, prefix or ""], capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
         raise SoabiShimError(f"cannot read the install scheme of {exe}")

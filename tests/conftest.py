@@ -1,0 +1,186 @@
+"""Shared fixtures: real extensions compiled with gcc, real wheels, real venvs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")  # e.g. .cpython-311-x86_64-linux-gnu.so
+MUSL_SUFFIX = EXT_SUFFIX.replace("-linux-gnu.so", "-linux-musl.so")
+TAG = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+
+EXTENSION_C = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+static PyObject *add(PyObject *self, PyObject *args) {
+    long a, b;
+    if (!PyArg_ParseTuple(args, "ll", &a, &b)) return NULL;
+    return PyLong_FromLong(a + b);
+}
+
+static PyObject *libc_strlen(PyObject *self, PyObject *arg) {
+    const char *s = PyUnicode_AsUTF8(arg);
+    if (!s) return NULL;
+    return PyLong_FromSize_t(strlen(s) + (size_t)(strchr(s, 0) - s) * 0);
+}
+
+static PyMethodDef methods[] = {
+    {"add", add, METH_VARARGS, "a + b"},
+    {"strlen", libc_strlen, METH_O, "strlen from libc"},
+    {NULL, NULL, 0, NULL}
+};
+
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "@NAME@", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit_@NAME@(void) { return PyModule_Create(&mod); }
+"""
+
+
+def compile_extension(
+    out_dir: Path, name: str, suffix: str, *, compiler: str = "gcc", include: Optional[str] = None
+) -> Path:
+    """Compile a real extension module named ``name + suffix``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = out_dir / f"{name}.c"
+    src.write_text(EXTENSION_C.replace("@NAME@", name))
+    out = out_dir / f"{name}{suffix}"
+    inc = include or sysconfig.get_paths()["include"]
+    subprocess.run(
+        [compiler, "-shared", "-fPIC", "-O1", f"-I{inc}", str(src), "-o", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    src.unlink()
+    return out
+
+
+def _digest(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def make_wheel(
+    dest: Path, name: str, version: str, files: dict[str, bytes], *, tag: str = "", extra_dist_info: Optional[dict[str, str]] = None
+) -> Path:
+    """Build a real wheel (zip, WHEEL, METADATA, RECORD with hashes)."""
+    tag = tag or f"{TAG}-{TAG}-linux_x86_64"
+    dest.mkdir(parents=True, exist_ok=True)
+    dist_info = f"{name}-{version}.dist-info"
+    meta = {
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{dist_info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: soabi-shim-tests\nRoot-Is-Purelib: false\nTag: {tag}\n".encode(),
+    }
+    for key, text in (extra_dist_info or {}).items():
+        meta[f"{dist_info}/{key}"] = text.encode()
+    everything = {**files, **meta}
+    record = "".join(f"{p},{_digest(d)},{len(d)}\n" for p, d in everything.items()) + f"{dist_info}/RECORD,,\n"
+    path = dest / f"{name}-{version}-{tag}.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for p, d in everything.items():
+            z.writestr(p, d)
+        z.writestr(f"{dist_info}/RECORD", record)
+    return path
+
+
+class Venv:
+    """A real venv, made without pip; pip runs from the host with --python."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.python = root / "bin" / "python"
+        out = subprocess.run(
+            [str(self.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        self.site = Path(out.stdout.strip())
+
+    def pip(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pip", "--python", str(self.python), "--disable-pip-version-check", "-q", *args],
+            check=check,
+            capture_output=True,
+            text=True,
+        )
+
+    def run(self, code: str, *, env: Optional[dict[str, str]] = None, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.python), *flags, "-c", code], capture_output=True, text=True, env=env, check=False
+        )
+
+
+def make_venv(path: Path, *system_site: str) -> Venv:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", *system_site, str(path)], check=True)
+    return Venv(path)
+
+
+def soabi_shim(*args: str, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI of this checkout in a subprocess."""
+    e = dict(os.environ if env is None else env)
+    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-m", "soabi_shim", *args], capture_output=True, text=True, env=e, check=False)
+
+
+@pytest.fixture
+def venv(tmp_path: Path) -> Venv:
+    return make_venv(tmp_path / "venv")
+
+
+@pytest.fixture(scope="session")
+def ext_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A glibc-linked extension named for musl (the libc twin on this machine)."""
+    d = tmp_path_factory.mktemp("ext")
+    compile_extension(d, "_speed", MUSL_SUFFIX)
+    return d
+
+
+@pytest.fixture(scope="session")
+def demo_wheel(tmp_path_factory: pytest.TempPathFactory, ext_dir: Path) -> Path:
+    """``demo 1.0``: a package whose extension carries the libc-twin name."""
+    so = (ext_dir / f"_speed{MUSL_SUFFIX}").read_bytes()
+    return make_wheel(
+        tmp_path_factory.mktemp("wheels"),
+        "demo",
+        "1.0",
+        {"demo/__init__.py": b"", f"demo/_speed{MUSL_SUFFIX}": so},
+    )
+
+
+@pytest.fixture(scope="session")
+def shim_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """soabi-shim itself, built from this checkout."""
+    out = tmp_path_factory.mktemp("shim-wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = out.glob("soabi_shim-*.whl")
+    return wheel
+
+
+@pytest.fixture
+def world_readable_tmp() -> Iterator[Path]:
+    """A temporary directory other users can read (pytest's is 0700)."""
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="soabi-shim-test-"))
+    d.chmod(0o755)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
