@@ -53,7 +53,7 @@ def apply_plan(plan: Plan, *, dry_run: bool) -> tuple[list[Alias], list[tuple[st
     unwritable = {s for s in {d.candidate.site for ds in to_create.values() for d in ds} if not os.access(s, os.W_OK)}
     for site in sorted(unwritable):
         count = sum(1 for ds in to_create.values() for d in ds if d.candidate.site == site)
-        problems.append((site, f"not writable by this user (uid {os.geteuid()}): {count} alias(es) not made"))
+        problems.append((site, f"{_why_unwritable(site)}: {count} alias(es) not made"))
     for record, decisions in to_create.items():
         decisions = [d for d in decisions if d.candidate.site not in unwritable]
         if not decisions:
@@ -75,6 +75,15 @@ def apply_plan(plan: Plan, *, dry_run: bool) -> tuple[list[Alias], list[tuple[st
                 if record is not None and not d.recorded:
                     _forget(record, d.candidate.alias_rel, d.candidate.name)
     return aliases, problems
+
+
+def _why_unwritable(site: str) -> str:
+    try:
+        if os.statvfs(site).f_flag & os.ST_RDONLY:
+            return "on a read-only file system"
+    except OSError:
+        pass
+    return f"not writable by this user (uid {os.geteuid()})"
 
 
 def _link(d: Decision) -> Optional[str]:

@@ -173,6 +173,14 @@ def shim_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return wheel
 
 
+AS_NOBODY = [
+    # A real unprivileged uid that can still read root's files (pyenv lives
+    # in /root, mode 0700): CAP_DAC_READ_SEARCH only, no write override.
+    "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+    "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search",
+]
+
+
 @pytest.fixture
 def world_readable_tmp() -> Iterator[Path]:
     """A temporary directory other users can read (pytest's is 0700)."""
