@@ -100,25 +100,33 @@ def heal_site(sitedir):  # type: ignore[no-untyped-def]
         from .pipeline import run
 
         report = run("heal", [sitedir])
+        record_stamp(sitedir)
+    # Our own aliases and RECORD updates may have changed the mtime; anything
+    # installed meanwhile must be seen next time, so keep the old one then.
     after = os.stat(sitedir).st_mtime_ns
-    # Our own aliases may have changed the mtime; anything else installed
-    # meanwhile must be seen next time, so keep the old mtime then.
     mtime = after if _dist_infos(sitedir) == names else before
     write_stamp(sitedir, "%d %d" % (mtime, 1 if report.problems else 0))
     return report
 
 
-def write_stamp(sitedir, text):  # type: ignore[no-untyped-def]
-    """Atomically write the stamp, and record it in soabi-shim's RECORD."""
+def record_stamp(sitedir):  # type: ignore[no-untyped-def]
+    """List the stamp in soabi-shim's own RECORD, so uninstall removes it."""
     from .record import append_rows
 
-    pkg = os.path.join(sitedir, "soabi_shim")
     for name in os.listdir(sitedir):
         if name.startswith("soabi_shim-") and name.endswith(".dist-info"):
             record = os.path.join(sitedir, name, "RECORD")
             if os.path.isfile(record):
                 append_rows(record, ["soabi_shim/" + STAMP_NAME])
-    tmp = os.path.join(pkg, ".%s.%d.tmp" % (STAMP_NAME, os.getpid()))
+
+
+def write_stamp(sitedir, text):  # type: ignore[no-untyped-def]
+    """Atomically write the stamp (inside ``soabi_shim/``: no site mtime change)."""
+    from .record import clean_stale_temps
+
+    pkg = os.path.join(sitedir, "soabi_shim")
+    clean_stale_temps(pkg)  # stamps left by killed processes use the same naming
+    tmp = os.path.join(pkg, ".RECORD.soabi-shim.%d.stamp.tmp" % os.getpid())
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, os.path.join(pkg, STAMP_NAME))

@@ -25,7 +25,7 @@ from typing import Callable
 
 from .errors import RecordError
 
-__all__ = ["TMP_PREFIX", "append_rows", "parse_record", "read_record", "remove_rows"]
+__all__ = ["TMP_PREFIX", "append_rows", "clean_stale_temps", "parse_record", "read_record", "remove_rows"]
 
 TMP_PREFIX = ".RECORD.soabi-shim."
 _MAX_RECORD = 64 * 1024 * 1024
@@ -105,25 +105,45 @@ def _read_fd(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _clean_stale_temps(directory: str) -> None:
-    """Remove our own temporary RECORDs left by a killed process.
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
-    Called with the lock held: no live writer has a temporary file then.
+
+def clean_stale_temps(directory: str) -> list[str]:
+    """Remove our own temporary files left in ``directory`` by killed processes.
+
+    Only names made by :func:`_replace` (``.RECORD.soabi-shim.<pid>.<hex>.tmp``)
+    whose process is gone are removed; return their names.
     """
     try:
         names = os.listdir(directory)
     except OSError:
-        return
+        return []
+    removed = []
     for name in names:
-        if name.startswith(TMP_PREFIX) and name.endswith(".tmp"):
+        if not (name.startswith(TMP_PREFIX) and name.endswith(".tmp")):
+            continue
+        pid = name[len(TMP_PREFIX) :].split(".", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
             try:
                 os.unlink(os.path.join(directory, name))
+                removed.append(name)
             except OSError:
                 pass
+    return removed
 
 
 def _replace(path: str, fd: int, data: bytes) -> None:
-    directory = os.path.dirname(path)
+    # The temporary file goes in the site directory, not in ``*.dist-info``:
+    # a stray file there (after a kill) would survive uninstall and leave a
+    # ghost distribution.  Same file system, so os.replace stays atomic.
+    directory = os.path.dirname(os.path.dirname(os.path.abspath(path)))
     st = os.fstat(fd)
     tmp = os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}.{os.urandom(4).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -152,7 +172,6 @@ def _update(path: str, change: Callable[[bytes, list[tuple[str, str, str]]], byt
     with _locked(path) as fd:
         data = _read_fd(fd)
         rows = parse_record(data)
-        _clean_stale_temps(os.path.dirname(path))
         new = change(data, rows)
         if new is not None and new != data:
             parse_record(new)  # never write what we could not read back

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .errors import RecordError
-from .record import read_record
+from .record import TMP_PREFIX, clean_stale_temps, read_record
 
 __all__ = ["Candidate", "Distribution", "SiteScan", "candidate_suffix", "scan_site", "walk_extensions"]
 
@@ -101,6 +101,8 @@ def scan_site(site: str, twin_map: dict[str, str], *, include_unowned: bool = Fa
     except OSError as exc:
         result.problems.append((site, f"cannot list the site directory: {exc.strerror or exc}"))
         return result
+    if any(e.startswith(TMP_PREFIX) for e in entries):
+        clean_stale_temps(site)
     owned: set[str] = set()
     for entry in entries:
         if not entry.endswith(".dist-info"):
