@@ -30,8 +30,9 @@ _FAST_PATH = (
     "try:\n"
     " if sys.platform.startswith('linux') and not os.environ.get('SOABI_SHIM_DISABLE')"
     " and 'soabi_shim._startup' not in sys.modules:\n"
-    "  c = os.confstr_names.get('CS_GNU_LIBC_VERSION')\n"
-    "  if not (c is not None and os.confstr(c)):\n"
+    "  try: g = os.confstr('CS_GNU_LIBC_VERSION')\n"
+    "  except (ValueError, OSError): g = None\n"
+    "  if not g:\n"
     "   try:\n"
     "    with open(os.path.join(sitedir, 'soabi_shim', '_stamp')) as f: s = f.read(64)\n"
     "   except OSError: s = ''\n"
@@ -46,10 +47,15 @@ START_LINE = "soabi_shim._startup:start\n"
 FALLBACK_INSTALLED = False
 
 
-def _on_musl() -> bool:
-    """The running libc is not glibc (answered by the libc itself)."""
-    name = os.confstr_names.get("CS_GNU_LIBC_VERSION")
-    return not (name is not None and os.confstr(name))
+def _on_musl():  # type: ignore[no-untyped-def]
+    """The running libc is not glibc (answered by the libc itself).
+
+    glibc answers ``"glibc 2.36"``; musl fails with EINVAL (or answers "").
+    """
+    try:
+        return not os.confstr("CS_GNU_LIBC_VERSION")
+    except (ValueError, OSError):
+        return True
 
 
 def start(sitedir=None, stamp=None):  # type: ignore[no-untyped-def]
