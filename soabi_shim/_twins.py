@@ -48,8 +48,10 @@ def suffix_twins(suffix: str) -> "list[str]":
     """Libc twins of a suffix string, by plain string work (no parsing).
 
     ``.cpython-311-x86_64-linux-musl.so`` -> ``[".cpython-311-x86_64-linux-gnu.so"]``.
-    Agrees with :func:`soabi_shim.suffixes.twin_suffixes` on every
-    well-formed suffix (tested); returns ``[]`` for anything else.
+    Only ever given the interpreter's own ``_imp.extension_suffixes()``; on
+    every well-formed suffix it agrees with
+    :func:`soabi_shim.suffixes.twin_suffixes` (tested).  Suffixes with no
+    ``-linux-<libc>`` part give ``[]``.
     """
     if not (suffix.startswith(".") and suffix.endswith(".so")):
         return []

@@ -147,9 +147,10 @@ def _replace(path: str, fd: int, data: bytes) -> None:
     st = os.fstat(fd)
     tmp = os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}.{os.urandom(4).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-    out = os.open(tmp, flags, st.st_mode & 0o777)
+    out = os.open(tmp, flags, 0o600)
     try:
         try:
+            os.fchmod(out, st.st_mode & 0o7777)  # not narrowed by the umask
             view = memoryview(data)
             while view:
                 n = os.write(out, view)
@@ -184,9 +185,15 @@ def _update(path: str, change: Callable[[bytes, list[tuple[str, str, str]]], byt
 def _serialize(rows: Iterable[tuple[str, str, str]]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
+    quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
     for row in rows:
-        writer.writerow(row)
-    return buf.getvalue().encode("utf-8")
+        # The minimal dialect quotes "\n" but not a lone "\r", which would
+        # split the row when read back.
+        (quoted if any("\r" in field for field in row) else writer).writerow(row)
+    try:
+        return buf.getvalue().encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecordError("a path cannot be written to RECORD as UTF-8") from None
 
 
 def append_rows(path: str, paths: Iterable[str]) -> list[str]:

@@ -88,10 +88,12 @@ def libc_family(libc: str) -> Optional[str]:
     return None
 
 
-_TRIPLET_RE = re.compile(r"^(?P<abi>.+?)-(?P<arch>[a-z0-9_]+)-linux(?:-(?P<libc>[a-z0-9]+))?$")
-_CPYTHON_RE = re.compile(r"^cpython-(?P<major>\d)(?P<minor>\d+)(?P<flags>[dmt]*)$")
-_PYPY_RE = re.compile(r"^pypy(?P<major>\d)(?P<minor>\d+)-pp(?P<pp>\d+)$")
-_GRAALPY_RE = re.compile(r"^graalpy(?P<graal>\d*)-(?P<major>\d)(?P<minor>\d+)-native$")
+_TRIPLET_RE = re.compile(r"^(?P<abi>.+?)-(?P<arch>[a-z0-9_]+)-linux(?:-(?P<libc>[a-z0-9]+))?$", re.ASCII)
+# ABI flags in the order CPython's configure appends them: t (free-threaded,
+# 3.13+), d (debug), m (pymalloc, <= 3.7): "td", never "dt".
+_CPYTHON_RE = re.compile(r"^cpython-(?P<major>\d)(?P<minor>\d{1,3})(?P<flags>t?d?m?)$", re.ASCII)
+_PYPY_RE = re.compile(r"^pypy(?P<major>\d)(?P<minor>\d{1,3})-pp(?P<pp>\d{1,4})$", re.ASCII)
+_GRAALPY_RE = re.compile(r"^graalpy(?P<graal>\d{0,6})-(?P<major>\d)(?P<minor>\d{1,3})-native$", re.ASCII)
 _STABLE_RE = re.compile(r"^abi3t?$")
 
 
@@ -127,19 +129,16 @@ class ExtSuffix:
 
 
 def _read_abi(abi: str) -> tuple[str, Optional[tuple[int, int]], str]:
-    m = _CPYTHON_RE.match(abi)
+    m = _CPYTHON_RE.fullmatch(abi)
     if m:
-        flags = m["flags"]
-        if len(set(flags)) != len(flags):
-            raise SuffixError(f"repeated ABI flag in {abi!r}")
-        return "cpython", (int(m["major"]), int(m["minor"])), "".join(sorted(flags))
-    m = _PYPY_RE.match(abi)
+        return "cpython", (int(m["major"]), int(m["minor"])), m["flags"]
+    m = _PYPY_RE.fullmatch(abi)
     if m:
         return "pypy", (int(m["major"]), int(m["minor"])), ""
-    m = _GRAALPY_RE.match(abi)
+    m = _GRAALPY_RE.fullmatch(abi)
     if m:
         return "graalpy", (int(m["major"]), int(m["minor"])), ""
-    if _STABLE_RE.match(abi):
+    if _STABLE_RE.fullmatch(abi):
         return "stable", None, "t" if abi.endswith("t") else ""
     raise SuffixError(f"unknown implementation tag {abi!r}")
 
@@ -155,14 +154,11 @@ def parse_suffix(suffix: str) -> ExtSuffix:
     if not (suffix.startswith(".") and suffix.endswith(".so")) or len(suffix) < 5:
         raise SuffixError(f"not a tagged extension suffix: {suffix!r}")
     body = suffix[1:-3]
-    m = _TRIPLET_RE.match(body)
+    m = _TRIPLET_RE.fullmatch(body)
     if m is None or m["arch"] not in ARCHITECTURES:
         raise SuffixError(f"no Linux platform triplet in {suffix!r}")
     implementation, version, flags = _read_abi(m["abi"])
     result = ExtSuffix(m["abi"], m["arch"], m["libc"], implementation, version, flags)
-    if str(result) != suffix:
-        # e.g. flags spelled out of order ("td" vs "dt"): not a name CPython makes.
-        raise SuffixError(f"non-canonical extension suffix {suffix!r}")
     return result
 
 
