@@ -16,7 +16,8 @@ from __future__ import annotations
 # imports ``soabi_shim._startup``, which runs this file first.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Optional, Sequence
+    from collections.abc import Sequence
+    from typing import Any, Optional
 
     from .errors import SoabiShimError, UsageError
     from .facts import InterpreterFacts, gather_facts
@@ -44,6 +45,7 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(f".{module}", __name__), name)
+
 
 __all__ = [
     "Alias",

@@ -10,7 +10,7 @@ import os
 import sys
 
 
-def collect():  # type: ignore[no-untyped-def]
+def collect() -> "dict[str, object]":
     import importlib.machinery
     import site
     import sysconfig

@@ -18,6 +18,15 @@ Nothing here prints or lets an exception escape into the interpreter.
 import os
 import sys
 
+# No typing import at run time: annotations are strings.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
+    from .elf import ElfInfo
+    from .report import Report
+
 DISABLE_ENV = "SOABI_SHIM_DISABLE"
 FALLBACK_ONLY_ENV = "SOABI_SHIM_FALLBACK_ONLY"
 STAMP_NAME = "_stamp"
@@ -47,7 +56,7 @@ START_LINE = "soabi_shim._startup:start\n"
 FALLBACK_INSTALLED = False
 
 
-def _on_musl():  # type: ignore[no-untyped-def]
+def _on_musl() -> bool:
     """The running libc is not glibc (answered by the libc itself).
 
     glibc answers ``"glibc 2.36"``; musl fails with EINVAL (or answers "").
@@ -58,7 +67,7 @@ def _on_musl():  # type: ignore[no-untyped-def]
         return True
 
 
-def start(sitedir=None, stamp=None):  # type: ignore[no-untyped-def]
+def start(sitedir: "str | None" = None, stamp: "str | None" = None) -> None:
     """Entry point of the ``.pth`` line and of the PEP 829 ``.start`` file."""
     try:
         _start(sitedir, stamp)
@@ -66,7 +75,7 @@ def start(sitedir=None, stamp=None):  # type: ignore[no-untyped-def]
         pass
 
 
-def _read_stamp(sitedir):  # type: ignore[no-untyped-def]
+def _read_stamp(sitedir: str) -> str:
     try:
         with open(os.path.join(sitedir, "soabi_shim", STAMP_NAME)) as f:
             return f.read(64)
@@ -74,13 +83,14 @@ def _read_stamp(sitedir):  # type: ignore[no-untyped-def]
         return ""
 
 
-def _start(sitedir, stamp):  # type: ignore[no-untyped-def]
+def _start(sitedir: "str | None", stamp: "str | None") -> None:
     if sitedir is None:  # called from a .start file: no fast path ran
         if not sys.platform.startswith("linux") or os.environ.get(DISABLE_ENV) or not _on_musl():
             return
         sitedir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         stamp = _read_stamp(sitedir)
-    mtime = "%d " % os.stat(sitedir).st_mtime_ns
+    stamp = stamp or ""
+    mtime = f"{os.stat(sitedir).st_mtime_ns} "
     if stamp == mtime + "0":
         return
     install_fallback()
@@ -91,11 +101,11 @@ def _start(sitedir, stamp):  # type: ignore[no-untyped-def]
     heal_site(sitedir)
 
 
-def _dist_infos(sitedir):  # type: ignore[no-untyped-def]
+def _dist_infos(sitedir: str) -> "list[str]":
     return sorted(n for n in os.listdir(sitedir) if n.endswith(".dist-info"))
 
 
-def heal_site(sitedir):  # type: ignore[no-untyped-def]
+def heal_site(sitedir: str) -> "Report":
     """Heal ``sitedir`` with the full pipeline and write the stamp."""
     import warnings
 
@@ -111,11 +121,11 @@ def heal_site(sitedir):  # type: ignore[no-untyped-def]
     # installed meanwhile must be seen next time, so keep the old one then.
     after = os.stat(sitedir).st_mtime_ns
     mtime = after if _dist_infos(sitedir) == names else before
-    write_stamp(sitedir, "%d %d" % (mtime, 1 if report.problems else 0))
+    write_stamp(sitedir, f"{mtime} {1 if report.problems else 0}")
     return report
 
 
-def record_stamp(sitedir):  # type: ignore[no-untyped-def]
+def record_stamp(sitedir: str) -> None:
     """List the stamp in soabi-shim's own RECORD, so uninstall removes it."""
     from .record import append_rows
 
@@ -126,13 +136,13 @@ def record_stamp(sitedir):  # type: ignore[no-untyped-def]
                 append_rows(record, ["soabi_shim/" + STAMP_NAME])
 
 
-def write_stamp(sitedir, text):  # type: ignore[no-untyped-def]
+def write_stamp(sitedir: str, text: str) -> None:
     """Atomically write the stamp (inside ``soabi_shim/``: no site mtime change)."""
     from .record import clean_stale_temps
 
     pkg = os.path.join(sitedir, "soabi_shim")
     clean_stale_temps(pkg)  # stamps left by killed processes use the same naming
-    tmp = os.path.join(pkg, ".RECORD.soabi-shim.%d.stamp.tmp" % os.getpid())
+    tmp = os.path.join(pkg, f".RECORD.soabi-shim.{os.getpid()}.stamp.tmp")
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, os.path.join(pkg, STAMP_NAME))
@@ -140,10 +150,10 @@ def write_stamp(sitedir, text):  # type: ignore[no-untyped-def]
 
 # --- the import fallback ---------------------------------------------------
 
-_ELF_CACHE = {}
+_ELF_CACHE: "dict[str, ElfInfo]" = {}
 
 
-def _check(path):  # type: ignore[no-untyped-def]
+def _check(path: str) -> "str | None":
     """None if ``path`` may be loaded, else the reason (same rules as heal)."""
     from .elf import ET_DYN, libc_of, read_elf
     from .errors import ElfError
@@ -158,15 +168,15 @@ def _check(path):  # type: ignore[no-untyped-def]
     if info.elf_type != ET_DYN:
         return "not an ELF shared object"
     if not info.same_platform(me):
-        return "ELF for %s, interpreter is %s" % (info.describe(), me.describe())
+        return f"ELF for {info.describe()}, interpreter is {me.describe()}"
     family, evidence = libc_of(info)
     running = "musl" if _on_musl() else "glibc"
     if family is not None and family != running:
-        return "linked against %s (%s), interpreter runs on %s" % (family, evidence, running)
+        return f"linked against {family} ({evidence}), interpreter runs on {running}"
     return None
 
 
-def install_fallback():  # type: ignore[no-untyped-def]
+def install_fallback() -> bool:
     """Replace the FileFinder path hook with one that also accepts twins."""
     global FALLBACK_INSTALLED
     if FALLBACK_INSTALLED:
@@ -191,13 +201,14 @@ def install_fallback():  # type: ignore[no-untyped-def]
     class TwinExtensionLoader(base):  # type: ignore[misc, valid-type]
         """Loads an extension named for the other libc, after the ELF checks."""
 
-        def create_module(self, spec):  # type: ignore[no-untyped-def]
+        def create_module(self, spec: "ModuleSpec") -> "ModuleType":
             reason = _check(self.path)
             if reason is not None:
-                raise ImportError("soabi-shim refused %s: %s" % (self.path, reason), name=spec.name, path=self.path)
-            return super().create_module(spec)
+                raise ImportError(f"soabi-shim refused {self.path}: {reason}", name=spec.name, path=self.path)
+            module: ModuleType = super().create_module(spec)
+            return module
 
-        def is_package(self, fullname):  # type: ignore[no-untyped-def]
+        def is_package(self, fullname: str) -> bool:
             return os.path.basename(self.path) in ["__init__" + s for s in twins]
 
     hook = bootstrap.FileFinder.path_hook(

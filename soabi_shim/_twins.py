@@ -4,7 +4,7 @@ start-up hook (which must stay cheap to import)."""
 _MIPS64 = frozenset({"mips64", "mips64el", "mipsisa64r6", "mipsisa64r6el"})
 
 #: glibc spelling -> musl spellings, for every architecture but 64-bit MIPS.
-LIBC_TWINS = {
+LIBC_TWINS: "dict[str, tuple[str, ...]]" = {
     "gnu": ("musl",),
     "gnueabi": ("musleabi",),
     "gnueabihf": ("musleabihf",),
@@ -18,7 +18,7 @@ LIBC_TWINS = {
 
 #: On 64-bit MIPS (n64) CPython 3.11/3.12 spell musl ``muslabi64`` and 3.13+
 #: spell it ``musl``; glibc is ``gnuabi64`` throughout.
-MIPS64_TWINS = {
+MIPS64_TWINS: "dict[str, tuple[str, ...]]" = {
     "gnuabi64": ("musl", "muslabi64"),
     "gnuabi64sf": ("muslsf",),
     "gnuabin32": ("musln32",),
@@ -26,22 +26,22 @@ MIPS64_TWINS = {
 }
 
 
-def _invert(table):  # type: ignore[no-untyped-def]
-    inverse = {}
+def _invert(table: "dict[str, tuple[str, ...]]") -> "dict[str, tuple[str, ...]]":
+    inverse: dict[str, list[str]] = {}
     for gnu, musls in table.items():
         for musl in musls:
             inverse.setdefault(musl, []).append(gnu)
     return {musl: tuple(gnus) for musl, gnus in inverse.items()}
 
 
-_TWINS = {**LIBC_TWINS, **_invert(LIBC_TWINS)}  # type: ignore[no-untyped-call]
-_MIPS64_ALL = {**MIPS64_TWINS, **_invert(MIPS64_TWINS)}  # type: ignore[no-untyped-call]
+_TWINS = {**LIBC_TWINS, **_invert(LIBC_TWINS)}
+_MIPS64_ALL = {**MIPS64_TWINS, **_invert(MIPS64_TWINS)}
 
 
 def libc_twins(arch: str, libc: str) -> "tuple[str, ...]":
     """The other libc's spellings of ``libc`` on ``arch`` (empty if none)."""
     table = _MIPS64_ALL if arch in _MIPS64 else _TWINS
-    return table.get(libc, ())  # type: ignore[no-any-return]
+    return table.get(libc, ())
 
 
 def suffix_twins(suffix: str) -> "list[str]":

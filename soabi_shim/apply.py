@@ -15,16 +15,14 @@ holds the name: nothing is ever overwritten.
 from __future__ import annotations
 
 import os
-import stat
 from collections import defaultdict
-from collections.abc import Iterable
 from typing import Optional
 
 from .errors import RecordError, SuffixError
 from .plan import Decision, Plan
 from .record import append_rows, remove_rows
 from .report import Alias
-from .scan import SiteScan, walk_extensions
+from .scan import LINK_PREFIX, SiteScan, escapes, link_kind, walk_extensions
 from .suffixes import split_filename
 
 __all__ = ["apply_plan", "undo_site"]
@@ -45,7 +43,7 @@ def apply_plan(plan: Plan, *, dry_run: bool) -> tuple[list[Alias], list[tuple[st
             aliases.append(_alias(d, "present"))
         elif d.action == "refuse":
             problems.append((d.candidate.path, d.reason))
-        elif d.action == "create":
+        elif d.action in ("create", "record"):
             if dry_run:
                 aliases.append(_alias(d, "would-create"))
             else:
@@ -65,7 +63,7 @@ def apply_plan(plan: Plan, *, dry_run: bool) -> tuple[list[Alias], list[tuple[st
                 problems.extend((d.candidate.path, str(exc)) for d in decisions)
                 continue
         for d in decisions:
-            outcome = _link(d)
+            outcome = _link(d) if d.action == "create" else None
             if outcome is None:
                 aliases.append(_alias(d, "created"))
             elif outcome == "present":
@@ -90,10 +88,10 @@ def _link(d: Decision) -> Optional[str]:
     """Create the symlink; None on success, "present" or a reason otherwise."""
     c = d.candidate
     try:
-        os.symlink(c.name, c.alias_path)
+        os.symlink(c.link_target, c.alias_path)
     except FileExistsError:
         try:
-            if os.readlink(c.alias_path) == c.name:
+            if link_kind(os.readlink(c.alias_path), c.name) is not None:
                 return "present"  # another process made it meanwhile
         except OSError:
             pass
@@ -107,7 +105,7 @@ def _forget(record: str, alias_rel: str, target_name: str) -> None:
     """Drop a row we just added when its link could not be made by us."""
     alias_path = os.path.join(os.path.dirname(os.path.dirname(record)), *alias_rel.split("/"))
     try:
-        if os.path.islink(alias_path) and os.readlink(alias_path) == target_name:
+        if os.path.islink(alias_path) and link_kind(os.readlink(alias_path), target_name) is not None:
             return
         remove_rows(record, [alias_rel])
     except (OSError, RecordError):
@@ -115,96 +113,99 @@ def _forget(record: str, alias_rel: str, target_name: str) -> None:
 
 
 def is_alias_pair(alias_name: str, target: str, twin_map: dict[str, str]) -> bool:
-    """True if ``alias_name -> target`` has the shape of a soabi-shim alias.
+    """True if ``alias_name -> target`` is the shape of a soabi-shim alias.
 
-    Same directory (``target`` has no ``/``), same stem, and the target's
-    suffix maps to the alias's suffix in ``twin_map``.
+    ``target`` is ``./<twin>`` (see :data:`~soabi_shim.scan.LINK_PREFIX`):
+    same directory, same stem, and the twin's suffix maps to the alias's
+    suffix in ``twin_map``.
     """
-    if "/" in target:
+    if not target.startswith(LINK_PREFIX):
+        return False
+    twin = target[len(LINK_PREFIX) :]
+    if "/" in twin:
         return False
     try:
         stem_a, suffix_a = split_filename(alias_name)
-        stem_t, suffix_t = split_filename(target)
+        stem_t, suffix_t = split_filename(twin)
     except SuffixError:
         return False
     return stem_a == stem_t and twin_map.get(str(suffix_t)) == str(suffix_a)
 
 
+def _is_our_link(path: str, twin_map: dict[str, str]) -> bool:
+    try:
+        return is_alias_pair(os.path.basename(path), os.readlink(path), twin_map)
+    except OSError:
+        return False
+
+
+def _unrecorded_alias(rel: str, rows: set[str], twin_map: dict[str, str]) -> bool:
+    """A ``path,,`` row for a missing alias whose twin is listed beside it
+    (a heal killed between writing the row and making the link)."""
+    head, _, name = rel.rpartition("/")
+    prefix = head + "/" if head else ""
+    return any(
+        is_alias_pair(name, LINK_PREFIX + other[len(prefix) :], twin_map)
+        for other in rows
+        if other.startswith(prefix) and "/" not in other[len(prefix) :]
+    )
+
+
 def undo_site(
     scan: SiteScan, twin_map: dict[str, str], *, dry_run: bool, include_unowned: bool
 ) -> tuple[list[Alias], list[tuple[str, str]]]:
-    """Remove the aliases soabi-shim made in one site directory.
+    """Remove the aliases soabi-shim made in one site directory, and their rows.
 
-    An alias of ours is a RECORD row ``path,,`` naming a symlink whose target
-    is its libc twin in the same directory.  Dangling ones are pruned too.
-    Regular files and links of any other shape are never touched.
+    Ours are symlinks to ``./<twin>`` of alias shape; dangling ones and rows
+    left by a kill are pruned too.  Regular files, hand-made links (to
+    ``<twin>``) and links of any other shape are never touched.
     """
     aliases: list[Alias] = []
     problems: list[tuple[str, str]] = []
     action = "would-remove" if dry_run else "removed"
     owned: set[str] = set()
+
+    def remove(path: str, dist: Optional[str], version: Optional[str]) -> bool:
+        target = os.path.join(os.path.dirname(path), os.readlink(path)[len(LINK_PREFIX) :])
+        if not dry_run:
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                problems.append((path, f"cannot remove the alias: {exc.strerror or exc}"))
+                return False
+        aliases.append(Alias(dist, version, path, target, action))
+        return True
+
+    candidates_by_record: dict[str, list[str]] = defaultdict(list)
+    for c in scan.candidates:
+        if c.record is not None:
+            candidates_by_record[c.record].append(c.alias_rel)
     for dist in scan.distributions:
-        owned.update(r[0] for r in dist.rows)
-        names = {r[0] for r in dist.rows}
+        rows = {r[0] for r in dist.rows}
+        owned.update(rows)
         doomed: list[str] = []
         for rel, digest, size in dist.rows:
-            if digest or size or "/.." in "/" + rel or rel.startswith("/"):
+            if digest or size or escapes(rel):
                 continue
             path = os.path.join(scan.site, *rel.split("/"))
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                # Killed between row and link: a row for an alias never made.
-                head = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
-                name = rel.rsplit("/", 1)[-1]
-                if any(
-                    is_alias_pair(name, other[len(head) :], twin_map)
-                    for other in names
-                    if other.startswith(head) and "/" not in other[len(head) :]
-                ):
+            if os.path.islink(path):
+                if _is_our_link(path, twin_map) and remove(path, dist.name, dist.version):
                     doomed.append(rel)
-                continue
-            except OSError:
-                continue
-            if not stat.S_ISLNK(st.st_mode):
-                continue
-            target = os.readlink(path)
-            if not is_alias_pair(os.path.basename(path), target, twin_map):
-                continue
-            if not dry_run:
-                try:
-                    os.unlink(path)
-                except OSError as exc:
-                    problems.append((path, f"cannot remove the alias: {exc.strerror or exc}"))
-                    continue
-            doomed.append(rel)
-            aliases.append(Alias(dist.name, dist.version, path, os.path.join(os.path.dirname(path), target), action))
+            elif not os.path.lexists(path) and _unrecorded_alias(rel, rows, twin_map):
+                doomed.append(rel)
+        for rel in candidates_by_record.get(dist.record, ()):
+            # Our alias whose row an installer's RECORD rewrite dropped.
+            path = os.path.join(scan.site, *rel.split("/"))
+            if rel not in rows and os.path.islink(path) and _is_our_link(path, twin_map):
+                remove(path, dist.name, dist.version)
         if doomed and not dry_run:
             try:
                 remove_rows(dist.record, doomed)
             except RecordError as exc:
                 problems.append((dist.record, str(exc)))
     if include_unowned:
-        aliases.extend(_undo_unowned(scan.site, owned, twin_map, dry_run, problems))
+        for rel in walk_extensions(scan.site):
+            path = os.path.join(scan.site, *rel.split("/"))
+            if rel not in owned and os.path.islink(path) and _is_our_link(path, twin_map):
+                remove(path, None, None)
     return aliases, problems
-
-
-def _undo_unowned(
-    site: str, owned: set[str], twin_map: dict[str, str], dry_run: bool, problems: list[tuple[str, str]]
-) -> Iterable[Alias]:
-    for rel in walk_extensions(site):
-        if rel in owned:
-            continue
-        path = os.path.join(site, *rel.split("/"))
-        if not os.path.islink(path):
-            continue
-        target = os.readlink(path)
-        if not is_alias_pair(os.path.basename(path), target, twin_map):
-            continue
-        if not dry_run:
-            try:
-                os.unlink(path)
-            except OSError as exc:
-                problems.append((path, f"cannot remove the alias: {exc.strerror or exc}"))
-                continue
-        yield Alias(None, None, path, os.path.join(os.path.dirname(path), target), "would-remove" if dry_run else "removed")

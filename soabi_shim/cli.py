@@ -87,21 +87,23 @@ def format_report(report: Any, *, quiet: bool = False, verbose: bool = False) ->
         lines.append(f"{'accepts:':<16} {' '.join(facts['extension_suffixes'])}")
         lines.append(f"{'site dirs:':<16} {' '.join(facts['site_dirs']) or '(none)'}")
         hook = facts["startup_hook"]
-        state = "disabled by SOABI_SHIM_DISABLE" if hook["disabled"] else (
-            "fallback only (SOABI_SHIM_FALLBACK_ONLY)" if hook["fallback_only"] else "enabled"
+        state = (
+            "disabled by SOABI_SHIM_DISABLE"
+            if hook["disabled"]
+            else ("fallback only (SOABI_SHIM_FALLBACK_ONLY)" if hook["fallback_only"] else "enabled")
         )
         where = ", ".join(hook["pth_files"]) or "not installed in these site dirs"
         lines.append(f"{'startup hook:':<16} {state}; {where}")
-        lines.append(f"{'fallback:':<16} {'active in this process' if hook['fallback_installed'] else 'not active in this process'}")
+        active = "active" if hook["fallback_installed"] else "not active"
+        lines.append(f"{'fallback:':<16} {active} in this process")
         lines.append("")
     if shown and not quiet:
         width = max(len(a.action) for a in shown)
         dwidth = max(len(f"{a.distribution or '(unowned)'} {a.version or ''}".strip()) for a in shown)
         for a in shown:
             dist = f"{a.distribution or '(unowned)'} {a.version or ''}".strip()
-            lines.append(
-                f"{a.action:<{width}}  {dist:<{dwidth}}  {_relative(a.alias, report.sites)} -> {os.path.basename(a.target)}"
-            )
+            alias = _relative(a.alias, report.sites)
+            lines.append(f"{a.action:<{width}}  {dist:<{dwidth}}  {alias} -> {os.path.basename(a.target)}")
     for p in report.problems:
         lines.append(f"problem: {p.path}: {p.reason}")
     if not quiet:
@@ -115,7 +117,10 @@ def format_report(report: Any, *, quiet: bool = False, verbose: bool = False) ->
         )
         if report.command == "doctor" and report.pending:
             python = report.interpreter.executable
-            lines.append(f"fix: {python} -m soabi_shim heal" + (" --include-unowned" if any(a.distribution is None for a in report.pending) else ""))
+            lines.append(
+                f"fix: {python} -m soabi_shim heal"
+                + (" --include-unowned" if any(a.distribution is None for a in report.pending) else "")
+            )
     return "\n".join(lines)
 
 

@@ -56,7 +56,7 @@ class ElfInfo:
     while an import is in progress, so it must import nothing heavy.
     """
 
-    __slots__ = ("bits", "little_endian", "machine", "elf_type", "interpreter", "needed", "version_needs")
+    __slots__ = ("bits", "elf_type", "interpreter", "little_endian", "machine", "needed", "version_needs")
 
     def __init__(
         self,

@@ -147,7 +147,7 @@ def gather_facts(python: Optional[str] = None, *, libc_version: bool = False) ->
     Another interpreter is asked by running the stdlib-only probe in it.
     """
     if python is None:
-        probe: dict[str, Any] = _probe.collect()  # type: ignore[no-untyped-call]
+        probe: dict[str, Any] = _probe.collect()
         probe["local"] = True
     else:
         probe = _run_probe(python)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Optional
 
 from .errors import SoabiShimError, UsageError
@@ -61,9 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _scheme(python: Optional[str], prefix: Optional[str], name: str) -> dict[str, str]:
     exe = python or sys.executable
-    proc = subprocess.run(
-        [exe, "-E", "-c", _SCHEME_SCRIPT, prefix or ""], capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run([exe, "-E", "-c", _SCHEME_SCRIPT, prefix or ""], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SoabiShimError(f"cannot read the install scheme of {exe}")
     paths: dict[str, str] = json.loads(proc.stdout)
@@ -106,7 +105,10 @@ def _already_installed(name: str, scheme: dict[str, str], destdir: Optional[str]
         except OSError:
             continue
         for entry in entries:
-            if entry.endswith(".dist-info") and canonicalize_name(entry[: -len(".dist-info")].partition("-")[0]) == wanted:
+            if (
+                entry.endswith(".dist-info")
+                and canonicalize_name(entry[: -len(".dist-info")].partition("-")[0]) == wanted
+            ):
                 return os.path.join(root, entry)
     return None
 
@@ -122,7 +124,7 @@ def _destination_class() -> Any:
     from installer.destinations import SchemeDictionaryDestination
     from installer.records import RecordEntry
 
-    class AliasingDestination(SchemeDictionaryDestination):  # type: ignore[misc]
+    class AliasingDestination(SchemeDictionaryDestination):
         """Writes the wheel, then the aliases, then RECORD (with their rows)."""
 
         facts: InterpreterFacts
@@ -164,7 +166,7 @@ def _destination_class() -> Any:
                     self.problems.append((c.path, d.reason))
                     continue
                 if d.action == "create":
-                    os.symlink(c.name, c.alias_path)
+                    os.symlink(c.link_target, c.alias_path)
                     self.created.append(c.alias_path)
                     self.aliases.append(Alias(c.distribution, c.version, c.alias_path, c.path, "created"))
                 extra.append((file_scheme, RecordEntry(c.alias_rel, None, None)))
@@ -197,7 +199,7 @@ def install_wheels(
     destination_class = _destination_class()
     for wheel in wheels:
         try:
-            source_cm = WheelFile.open(wheel)
+            source_cm = WheelFile.open(Path(wheel))
             source = source_cm.__enter__()
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise UsageError(f"{wheel}: cannot open wheel: {exc}") from None
@@ -226,7 +228,9 @@ def install_wheels(
             report.aliases.extend(dest.aliases)
             report.problems.extend(Problem(p, r) for p, r in dest.problems)
             report.sites.extend(
-                s for s in {_staged(scheme["purelib"], destdir), _staged(scheme["platlib"], destdir)} if s not in report.sites
+                s
+                for s in {_staged(scheme["purelib"], destdir), _staged(scheme["platlib"], destdir)}
+                if s not in report.sites
             )
             report.distributions += 1
         finally:

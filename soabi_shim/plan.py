@@ -7,11 +7,10 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Optional
 
 from .facts import InterpreterFacts
 from .plugins import PluginHost
-from .scan import Candidate, SiteScan
+from .scan import Candidate, SiteScan, link_kind
 
 __all__ = ["Candidate", "Decision", "Plan", "Verdict", "build_twin_map", "decide", "inside", "make_plan"]
 
@@ -35,7 +34,9 @@ class Verdict:
 @dataclass(frozen=True)
 class Decision:
     candidate: Candidate
-    action: str  # "create", "present", "occupied" (a regular file: loads already), "refuse"
+    # "create", "record" (our alias exists, its RECORD row was lost), "present",
+    # "occupied" (a regular file has the name: it loads already), "refuse"
+    action: str
     reason: str = ""
     recorded: bool = False  # the alias's RECORD row exists
 
@@ -68,7 +69,7 @@ def build_twin_map(facts: InterpreterFacts, host: PluginHost) -> dict[str, str]:
     return twin_map
 
 
-def _occupancy(c: Candidate) -> tuple[str, str]:
+def _occupancy(c: Candidate, recorded: bool) -> tuple[str, str]:
     try:
         st = os.lstat(c.alias_path)
     except FileNotFoundError:
@@ -77,7 +78,10 @@ def _occupancy(c: Candidate) -> tuple[str, str]:
         return "refuse", f"cannot inspect the alias name: {exc.strerror or exc}"
     if stat.S_ISLNK(st.st_mode):
         target = os.readlink(c.alias_path)
-        if target == c.name:
+        kind = link_kind(target, c.name)
+        if kind == "ours" and not recorded and c.record is not None:
+            return "record", ""
+        if kind is not None:
             return "present", ""
         return "refuse", f"the alias name is already a symlink to {target!r}, not to {c.name!r}; left alone"
     if stat.S_ISREG(st.st_mode):
@@ -87,7 +91,7 @@ def _occupancy(c: Candidate) -> tuple[str, str]:
 
 def decide(c: Candidate, facts: InterpreterFacts, host: PluginHost, record_paths: set[str]) -> Decision:
     recorded = c.alias_rel in record_paths
-    action, reason = _occupancy(c)
+    action, reason = _occupancy(c, recorded)
     if action != "create":
         return Decision(c, action, reason, recorded)
     if not os.path.lexists(c.path):

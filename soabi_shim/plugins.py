@@ -33,7 +33,9 @@ class PluginHost:
             try:
                 result = impl.function(*[kwargs[name] for name in impl.argnames])
             except Exception as exc:  # a plugin's bug must not break the run
-                self.failures.append((impl.plugin_name, f"plugin {impl.plugin_name!r} raised {type(exc).__name__}: {exc}"))
+                self.failures.append(
+                    (impl.plugin_name, f"plugin {impl.plugin_name!r} raised {type(exc).__name__}: {exc}")
+                )
                 continue
             if result is not None:
                 results.append(result)

@@ -160,6 +160,13 @@ def _replace(path: str, fd: int, data: bytes) -> None:
                 os.fchown(out, st.st_uid, st.st_gid)
         finally:
             os.close(out)
+        # Installers do not take our lock: pip writes its final RECORD with
+        # its own os.replace.  If the file changed since we read it, our copy
+        # is stale; writing it would drop the installer's rows.  Re-check as
+        # late as possible and let the caller start over.
+        now = os.stat(path, follow_symlinks=False)
+        if (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) != (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns):
+            raise _Changed
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -169,17 +176,27 @@ def _replace(path: str, fd: int, data: bytes) -> None:
         raise
 
 
+class _Changed(Exception):
+    """RECORD was replaced or rewritten by someone who does not lock."""
+
+
 def _update(path: str, change: Callable[[bytes, list[tuple[str, str, str]]], bytes | None]) -> None:
-    with _locked(path) as fd:
-        data = _read_fd(fd)
-        rows = parse_record(data)
-        new = change(data, rows)
-        if new is not None and new != data:
+    for _ in range(100):
+        with _locked(path) as fd:
+            data = _read_fd(fd)
+            rows = parse_record(data)
+            new = change(data, rows)
+            if new is None or new == data:
+                return
             parse_record(new)  # never write what we could not read back
             try:
                 _replace(path, fd, new)
+                return
+            except _Changed:
+                continue
             except OSError as exc:
                 raise RecordError(f"cannot write RECORD: {exc.strerror or exc}") from None
+    raise RecordError("RECORD keeps changing under us; left as it is")
 
 
 def _serialize(rows: Iterable[tuple[str, str, str]]) -> bytes:

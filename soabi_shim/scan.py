@@ -16,7 +16,17 @@ from typing import Optional
 from .errors import RecordError
 from .record import TMP_PREFIX, clean_stale_temps, read_record
 
-__all__ = ["Candidate", "Distribution", "SiteScan", "candidate_suffix", "scan_site", "walk_extensions"]
+__all__ = [
+    "LINK_PREFIX",
+    "Candidate",
+    "Distribution",
+    "SiteScan",
+    "candidate_suffix",
+    "escapes",
+    "link_kind",
+    "scan_site",
+    "walk_extensions",
+]
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,29 @@ class Candidate:
     @property
     def alias_path(self) -> str:
         return os.path.join(os.path.dirname(self.path), self.alias_name)
+
+    @property
+    def link_target(self) -> str:
+        """What soabi-shim's alias points to: see :func:`link_kind`."""
+        return LINK_PREFIX + self.name
+
+
+#: soabi-shim's aliases point to ``./<twin>``, a hand-made ``ln -s`` to
+#: ``<twin>``: both relative, same directory, equally valid, but only ours
+#: are ever recorded or removed.  The mark survives an installer rewriting
+#: RECORD under a concurrent heal (pip extracts the wheel's RECORD first and
+#: replaces it at the end), so a later heal can record the alias again.
+LINK_PREFIX = "./"
+
+
+def link_kind(target: str, name: str) -> Optional[str]:
+    """``"ours"`` if ``target`` is our link to ``name``, ``"foreign"`` for
+    an equivalent link made by someone else, None for anything else."""
+    if target == LINK_PREFIX + name:
+        return "ours"
+    if target == name:
+        return "foreign"
+    return None
 
 
 @dataclass
@@ -89,7 +122,8 @@ def _dist_name(dist_info: str) -> tuple[str, str]:
     return name, version
 
 
-def _escapes(rel: str) -> bool:
+def escapes(rel: str) -> bool:
+    """A RECORD path that is absolute or climbs out with ``..``."""
     return rel.startswith("/") or "\\" in rel or any(part in ("..", "") for part in rel.split("/"))
 
 
@@ -123,9 +157,12 @@ def scan_site(site: str, twin_map: dict[str, str], *, include_unowned: bool = Fa
             foreign = candidate_suffix(rel.rsplit("/", 1)[-1], twin_map)
             if foreign is None:
                 continue
-            if _escapes(rel):
+            if escapes(rel):
                 result.problems.append(
-                    (os.path.join(site, rel), f"RECORD of {name} {version} names a path that leaves the site directory; refused")
+                    (
+                        os.path.join(site, rel),
+                        f"RECORD of {name} {version} names a path that leaves the site directory; refused",
+                    )
                 )
                 continue
             result.candidates.append(Candidate(site, rel, name, version, record, twin_map[foreign], foreign))

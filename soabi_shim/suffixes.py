@@ -79,6 +79,7 @@ ARCHITECTURES: frozenset[str] = frozenset(
     }
 )
 
+
 def libc_family(libc: str) -> Optional[str]:
     """``"glibc"`` or ``"musl"`` for a triplet's libc part, else ``None``."""
     if libc.startswith("gnu"):

@@ -40,6 +40,7 @@ Cache layout (default ``$SOABI_SHIM_E2E_CACHE`` or ``~/.cache/soabi-shim-e2e``):
                               .complete holds a JSON of facts
     .lock                     fcntl lock serialising builds
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Optional
 
 MUSL_VERSION = "1.2.5"
 # Bump when the recipe changes in a way that invalidates built interpreters.
@@ -91,9 +93,10 @@ def _sources_content() -> str:
         "Components: main\n"
         "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
     )
+
+
 # Debian packages needed on the host (binary name checked with dpkg-query).
-HOST_PACKAGES = ["build-essential", "dpkg-dev", "tcl", "perl", "pkg-config",
-                 "xz-utils", "bzip2", "linux-libc-dev"]
+HOST_PACKAGES = ["build-essential", "dpkg-dev", "tcl", "perl", "pkg-config", "xz-utils", "bzip2", "linux-libc-dev"]
 
 # (source package, suite, expected upstream version)
 MUSL_SRC = ("musl", "trixie", MUSL_VERSION)
@@ -104,26 +107,40 @@ DEP_SRCS = {
     "sqlite3": ("sqlite3", "bookworm", None),
 }
 
-FLAVOURS: Dict[str, dict] = {
+FLAVOURS: dict[str, dict] = {
     "musl311": dict(
-        srcpkg="python3.11", suite="bookworm", upstream="3.11.2", short="3.11",
-        triplet_build="x86_64-linux-musl", patch_triplet=False,
-        soabi="cpython-311-x86_64-linux-musl", pip=None,
+        srcpkg="python3.11",
+        suite="bookworm",
+        upstream="3.11.2",
+        short="3.11",
+        triplet_build="x86_64-linux-musl",
+        patch_triplet=False,
+        soabi="cpython-311-x86_64-linux-musl",
+        pip=None,
     ),
     "gnu311": dict(
-        srcpkg="python3.11", suite="bookworm", upstream="3.11.2", short="3.11",
-        triplet_build="x86_64-linux-gnu", patch_triplet=False,
-        soabi="cpython-311-x86_64-linux-gnu", pip=None,
+        srcpkg="python3.11",
+        suite="bookworm",
+        upstream="3.11.2",
+        short="3.11",
+        triplet_build="x86_64-linux-gnu",
+        patch_triplet=False,
+        soabi="cpython-311-x86_64-linux-gnu",
+        pip=None,
     ),
     "musl39": dict(
-        srcpkg="python3.9", suite="bullseye", upstream="3.9.2", short="3.9",
-        triplet_build="x86_64-linux-musl", patch_triplet=True,
-        soabi="cpython-39-x86_64-linux-musl", pip=PIP_FOR_39,
+        srcpkg="python3.9",
+        suite="bullseye",
+        upstream="3.9.2",
+        short="3.9",
+        triplet_build="x86_64-linux-musl",
+        patch_triplet=True,
+        soabi="cpython-39-x86_64-linux-musl",
+        pip=PIP_FOR_39,
     ),
 }
 
-REQUIRED_MODULES = ["zlib", "ctypes", "_ctypes", "sqlite3", "ssl", "hashlib",
-                    "json", "venv", "ensurepip"]
+REQUIRED_MODULES = ["zlib", "ctypes", "_ctypes", "sqlite3", "ssl", "hashlib", "json", "venv", "ensurepip"]
 
 
 class BuildError(RuntimeError):
@@ -132,6 +149,7 @@ class BuildError(RuntimeError):
 
 # --------------------------------------------------------------------------
 # helpers
+
 
 def default_cache_dir() -> Path:
     env = os.environ.get("SOABI_SHIM_E2E_CACHE")
@@ -152,30 +170,51 @@ def _tail(path: Path, n: int = 60) -> str:
     return "\n".join(lines[-n:])
 
 
-def run(cmd: List[str], log: Path, cwd: Optional[Path] = None,
-        env: Optional[Dict[str, str]] = None) -> None:
+def run(cmd: list[str], log: Path, cwd: Optional[Path] = None, env: Optional[dict[str, str]] = None) -> None:
     """Run cmd appending its output to log; raise BuildError with the tail."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as fh:
         fh.write(f"\n$ (cd {cwd or os.getcwd()}) {' '.join(map(str, cmd))}\n")
         fh.flush()
-        rc = subprocess.call([str(c) for c in cmd], cwd=str(cwd) if cwd else None,
-                             env=env, stdout=fh, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL)
+        rc = subprocess.call(
+            [str(c) for c in cmd],
+            cwd=str(cwd) if cwd else None,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     if rc != 0:
         raise BuildError(
-            f"command failed (exit {rc}): {' '.join(map(str, cmd))}\n"
-            f"log: {log}\n--- last lines ---\n{_tail(log)}")
+            f"command failed (exit {rc}): {' '.join(map(str, cmd))}\nlog: {log}\n--- last lines ---\n{_tail(log)}"
+        )
 
 
-def _clean_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTHON", "PIP_", "VIRTUAL_ENV", "PYENV",
-                                "CFLAGS", "CPPFLAGS", "LDFLAGS", "CC", "CXX",
-                                "PKG_CONFIG", "LD_LIBRARY_PATH", "MAKEFLAGS"))}
+def _clean_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            (
+                "PYTHON",
+                "PIP_",
+                "VIRTUAL_ENV",
+                "PYENV",
+                "CFLAGS",
+                "CPPFLAGS",
+                "LDFLAGS",
+                "CC",
+                "CXX",
+                "PKG_CONFIG",
+                "LD_LIBRARY_PATH",
+                "MAKEFLAGS",
+            )
+        )
+    }
     # pyenv shims in PATH would shadow the interpreter being built.
-    env["PATH"] = ":".join(p for p in env.get("PATH", "/usr/bin:/bin").split(":")
-                           if ".pyenv" not in p) or "/usr/bin:/bin"
+    env["PATH"] = (
+        ":".join(p for p in env.get("PATH", "/usr/bin:/bin").split(":") if ".pyenv" not in p) or "/usr/bin:/bin"
+    )
     env["LC_ALL"] = "C"
     env["DEBIAN_FRONTEND"] = "noninteractive"
     if extra:
@@ -211,8 +250,9 @@ def _write_marker(d: Path, facts: dict) -> None:
 
 
 def _read_interp(binary: Path) -> Optional[str]:
-    out = subprocess.run(["readelf", "-l", str(binary)], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, universal_newlines=True).stdout
+    out = subprocess.run(
+        ["readelf", "-l", str(binary)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ).stdout
     m = re.search(r"Requesting program interpreter: ([^\]]+)\]", out)
     return m.group(1) if m else None
 
@@ -224,9 +264,12 @@ _apt_updated = False
 
 
 def _dpkg_installed(pkg: str) -> bool:
-    r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg],
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                       universal_newlines=True)
+    r = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", pkg],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     return r.returncode == 0 and "install ok installed" in r.stdout
 
 
@@ -245,8 +288,7 @@ def ensure_host_tools(cache: Path) -> None:
         raise BuildError(f"missing host packages {missing} and not root")
     log = cache / "logs" / "apt.log"
     _apt_update(log)
-    run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-        log, env=_clean_env())
+    run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], log, env=_clean_env())
 
 
 def ensure_deb_src(cache: Path) -> None:
@@ -259,8 +301,7 @@ def ensure_deb_src(cache: Path) -> None:
     _apt_update(cache / "logs" / "apt.log")
 
 
-def fetch_orig(cache: Path, srcpkg: str, suite: str,
-               expect_version: Optional[str] = None) -> Path:
+def fetch_orig(cache: Path, srcpkg: str, suite: str, expect_version: Optional[str] = None) -> Path:
     """Return the upstream orig tarball of srcpkg/suite, downloading it."""
     src = cache / "src"
     src.mkdir(parents=True, exist_ok=True)
@@ -281,22 +322,21 @@ def fetch_orig(cache: Path, srcpkg: str, suite: str,
     log = cache / "logs" / "apt-source.log"
     before = set(os.listdir(src))
     try:
-        run(["apt-get", "source", "-q", "--download-only", f"{srcpkg}/{suite}"],
-            log, cwd=src, env=_clean_env())
+        run(["apt-get", "source", "-q", "--download-only", f"{srcpkg}/{suite}"], log, cwd=src, env=_clean_env())
     except BuildError:
         _apt_update(cache / "logs" / "apt.log")
-        run(["apt-get", "source", "-q", "--download-only", f"{srcpkg}/{suite}"],
-            log, cwd=src, env=_clean_env())
+        run(["apt-get", "source", "-q", "--download-only", f"{srcpkg}/{suite}"], log, cwd=src, env=_clean_env())
     # Which .dsc belongs to this download?  Parse the apt log tail is fragile;
     # instead pick the .dsc files of srcpkg and their orig tarballs.
     candidates = sorted(
         (p for p in src.iterdir() if pat.match(p.name)),
-        key=lambda p: (p.name not in before, p.stat().st_mtime), reverse=True)
+        key=lambda p: (p.name not in before, p.stat().st_mtime),
+        reverse=True,
+    )
     if expect_version:
         candidates = [p for p in candidates if pat.match(p.name).group("v").startswith(expect_version)]
     if not candidates:
-        raise BuildError(f"no orig tarball for {srcpkg}/{suite} in {src} "
-                         f"(expected upstream {expect_version})")
+        raise BuildError(f"no orig tarball for {srcpkg}/{suite} in {src} (expected upstream {expect_version})")
     orig = candidates[0]
     (src / f".{srcpkg}_{suite}").write_text(orig.name + "\n")
     return orig
@@ -322,6 +362,7 @@ def _extract(tarball: Path, dest_parent: Path, name: str) -> Path:
 
 # --------------------------------------------------------------------------
 # musl
+
 
 def musl_prefix(cache: Path) -> Path:
     return cache / f"musl-{MUSL_VERSION}"
@@ -387,17 +428,15 @@ def build_musl(cache: Path) -> Path:
     _write_toolbin(cache)
     # smoke test
     hello = cache / "build" / "hello"
-    (cache / "build" / "hello.c").write_text(
-        '#include <stdio.h>\nint main(void){puts("hello musl");return 0;}\n')
+    (cache / "build" / "hello.c").write_text('#include <stdio.h>\nint main(void){puts("hello musl");return 0;}\n')
     run([cc_wrapper(cache), "-O2", "-o", hello, cache / "build" / "hello.c"], log, env=env)
-    out = subprocess.run([str(hello)], stdout=subprocess.PIPE, universal_newlines=True).stdout
+    out = subprocess.run([str(hello)], stdout=subprocess.PIPE, text=True).stdout
     interp = _read_interp(hello)
     ldso = f"{p}/lib/ld-musl-x86_64.so.1"
     if out.strip() != "hello musl" or interp != ldso:
         raise BuildError(f"musl smoke test failed: output {out!r}, PT_INTERP {interp!r} (want {ldso})")
     shutil.rmtree(srcdir, ignore_errors=True)
-    _write_marker(p, {"musl": MUSL_VERSION, "ldso": ldso, "orig": orig.name,
-                      "seconds": round(time.time() - t0, 1)})
+    _write_marker(p, {"musl": MUSL_VERSION, "ldso": ldso, "orig": orig.name, "seconds": round(time.time() - t0, 1)})
     _log(f"musl done in {time.time() - t0:.0f}s")
     return p
 
@@ -405,17 +444,20 @@ def build_musl(cache: Path) -> Path:
 # --------------------------------------------------------------------------
 # static libraries
 
-def _dep_env(cache: Path) -> Dict[str, str]:
+
+def _dep_env(cache: Path) -> dict[str, str]:
     d = deps_prefix(cache)
-    return _clean_env({
-        "PATH": f"{cache / 'toolbin'}:" + _clean_env()["PATH"],
-        "CC": str(cc_wrapper(cache)),
-        "CFLAGS": "-O2 -fPIC",
-        "CPPFLAGS": f"-I{d}/include",
-        "LDFLAGS": f"-L{d}/lib",
-        "PKG_CONFIG_PATH": f"{d}/lib/pkgconfig",
-        "PKG_CONFIG_LIBDIR": f"{d}/lib/pkgconfig",
-    })
+    return _clean_env(
+        {
+            "PATH": f"{cache / 'toolbin'}:" + _clean_env()["PATH"],
+            "CC": str(cc_wrapper(cache)),
+            "CFLAGS": "-O2 -fPIC",
+            "CPPFLAGS": f"-I{d}/include",
+            "LDFLAGS": f"-L{d}/lib",
+            "PKG_CONFIG_PATH": f"{d}/lib/pkgconfig",
+            "PKG_CONFIG_LIBDIR": f"{d}/lib/pkgconfig",
+        }
+    )
 
 
 def build_deps(cache: Path) -> Path:
@@ -443,21 +485,61 @@ def build_deps(cache: Path) -> Path:
             run(["make", f"-j{JOBS}", "libz.a"], log, cwd=s, env=env)
             run(["make", "install"], log, cwd=s, env=env)
         elif name == "libffi":
-            run(["./configure", f"--prefix={d}", f"--libdir={d}/lib", "--disable-shared",
-                 "--enable-static", "--with-pic", "--disable-docs", "--disable-multi-os-directory"],
-                log, cwd=s, env=env)
+            run(
+                [
+                    "./configure",
+                    f"--prefix={d}",
+                    f"--libdir={d}/lib",
+                    "--disable-shared",
+                    "--enable-static",
+                    "--with-pic",
+                    "--disable-docs",
+                    "--disable-multi-os-directory",
+                ],
+                log,
+                cwd=s,
+                env=env,
+            )
             run(["make", f"-j{JOBS}"], log, cwd=s, env=env)
             run(["make", "install"], log, cwd=s, env=env)
         elif name == "openssl":
-            run(["perl", "./Configure", "linux-x86_64", f"--prefix={d}", "--libdir=lib",
-                 f"--openssldir={d}/ssl", "no-shared", "no-afalgeng", "no-tests",
-                 "no-module", "-fPIC"], log, cwd=s, env=env)
+            run(
+                [
+                    "perl",
+                    "./Configure",
+                    "linux-x86_64",
+                    f"--prefix={d}",
+                    "--libdir=lib",
+                    f"--openssldir={d}/ssl",
+                    "no-shared",
+                    "no-afalgeng",
+                    "no-tests",
+                    "no-module",
+                    "-fPIC",
+                ],
+                log,
+                cwd=s,
+                env=env,
+            )
             run(["make", f"-j{JOBS}", "build_sw"], log, cwd=s, env=env)
             run(["make", "install_sw"], log, cwd=s, env=env)
         elif name == "sqlite3":
-            run(["./configure", f"--prefix={d}", "--disable-shared", "--enable-static",
-                 "--with-pic", "--disable-tcl", "--disable-readline", "--disable-editline",
-                 "--enable-threadsafe"], log, cwd=s, env=env)
+            run(
+                [
+                    "./configure",
+                    f"--prefix={d}",
+                    "--disable-shared",
+                    "--enable-static",
+                    "--with-pic",
+                    "--disable-tcl",
+                    "--disable-readline",
+                    "--disable-editline",
+                    "--enable-threadsafe",
+                ],
+                log,
+                cwd=s,
+                env=env,
+            )
             run(["make", f"-j{JOBS}", "libsqlite3.la"], log, cwd=s, env=env)
             run(["make", "install"], log, cwd=s, env=env)
         shutil.rmtree(s, ignore_errors=True)
@@ -471,6 +553,7 @@ def build_deps(cache: Path) -> Path:
 
 # --------------------------------------------------------------------------
 # CPython
+
 
 def interpreter_dir(flavour: str, cache_dir: Path) -> Path:
     f = FLAVOURS[flavour]
@@ -488,12 +571,18 @@ def _patch_triplet_39(srcdir: Path) -> None:
     needle = "  PLATFORM_TRIPLET=`grep -v '^#' conftest.out | grep -v '^ *$' | tr -d ' \t'`\n"
     if needle not in text:
         raise BuildError("cannot find PLATFORM_TRIPLET computation in 3.9 configure")
-    text = text.replace(needle, needle + (
-        "  case \"$build_os\" in\n"
-        "  linux-musl*)\n"
-        "    PLATFORM_TRIPLET=`echo \"$PLATFORM_TRIPLET\" | sed 's/linux-gnu/linux-musl/'`\n"
-        "    ;;\n"
-        "  esac\n"), 1)
+    text = text.replace(
+        needle,
+        needle
+        + (
+            '  case "$build_os" in\n'
+            "  linux-musl*)\n"
+            "    PLATFORM_TRIPLET=`echo \"$PLATFORM_TRIPLET\" | sed 's/linux-gnu/linux-musl/'`\n"
+            "    ;;\n"
+            "  esac\n"
+        ),
+        1,
+    )
     cfg.write_text(text)
 
 
@@ -504,9 +593,22 @@ def _host_pip_wheel(cache: Path, version: str) -> Path:
     if found:
         return found[0]
     host_py = os.environ.get("SOABI_SHIM_HOST_PYTHON") or sys.executable
-    run([host_py, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps",
-         "--only-binary=:all:", "-d", wd, f"pip=={version}"],
-        cache / "logs" / "pip-download.log", env=_clean_env({"PATH": os.environ.get("PATH", "")}))
+    run(
+        [
+            host_py,
+            "-m",
+            "pip",
+            "download",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            wd,
+            f"pip=={version}",
+        ],
+        cache / "logs" / "pip-download.log",
+        env=_clean_env({"PATH": os.environ.get("PATH", "")}),
+    )
     found = sorted(wd.glob(f"pip-{version}-*.whl"))
     if not found:
         raise BuildError(f"pip {version} wheel not downloaded into {wd}")
@@ -562,8 +664,7 @@ def sanity_check(flavour: str, cache_dir: Path) -> dict:
         " 'zlib': zlib.ZLIB_VERSION}))\n"
     )
     env = _clean_env()
-    r = subprocess.run([str(py), "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, env=env)
+    r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise BuildError(f"{py} sanity check failed:\n{r.stdout}\n{r.stderr}")
     facts = json.loads(r.stdout.strip().splitlines()[-1])
@@ -571,8 +672,13 @@ def sanity_check(flavour: str, cache_dir: Path) -> dict:
         raise BuildError(f"{py}: SOABI {facts['soabi']!r}, expected {f['soabi']!r}")
     if flavour.startswith("musl") and any("-gnu" in s for s in facts["ext_suffixes"]):
         raise BuildError(f"{py}: EXTENSION_SUFFIXES contain -gnu: {facts['ext_suffixes']}")
-    r = subprocess.run([str(py), "-m", "pip", "--version"], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, universal_newlines=True, env=env)
+    r = subprocess.run(
+        [str(py), "-m", "pip", "--version"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     if r.returncode != 0:
         raise BuildError(f"{py} -m pip --version failed:\n{r.stdout}")
     facts["pip"] = r.stdout.split()[1]
@@ -581,18 +687,27 @@ def sanity_check(flavour: str, cache_dir: Path) -> dict:
     # A venv made by this interpreter must work and get the same pip.
     with tempfile.TemporaryDirectory(prefix="soabi-venv-") as td:
         vpy = Path(td) / "v" / "bin" / "python"
-        r = subprocess.run([str(py), "-m", "venv", str(Path(td) / "v")], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, universal_newlines=True, env=env)
+        r = subprocess.run(
+            [str(py), "-m", "venv", str(Path(td) / "v")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
         if r.returncode == 0:
-            r = subprocess.run([str(vpy), "-m", "pip", "--version"], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, universal_newlines=True, env=env)
+            r = subprocess.run(
+                [str(vpy), "-m", "pip", "--version"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
         if r.returncode != 0:
             raise BuildError(f"{py}: venv check failed:\n{r.stdout}")
         facts["venv_pip"] = r.stdout.split()[1]
         if facts["venv_pip"] != facts["pip"]:
             raise BuildError(f"{py}: venv gets pip {facts['venv_pip']}, base has {facts['pip']}")
-    facts.update(flavour=flavour, python=str(py), pt_interp=interp, musl=MUSL_VERSION,
-                 recipe_revision=RECIPE_REVISION)
+    facts.update(flavour=flavour, python=str(py), pt_interp=interp, musl=MUSL_VERSION, recipe_revision=RECIPE_REVISION)
     return facts
 
 
@@ -612,22 +727,37 @@ def build_cpython(flavour: str, cache: Path) -> Path:
     if f["patch_triplet"]:
         _patch_triplet_39(srcdir)
     env = _dep_env(cache)
-    env.update({
-        "CFLAGS": "-O2",
-        "CPPFLAGS": f"-I{d}/include",
-        "LDFLAGS": f"-L{d}/lib",
-    })
+    env.update(
+        {
+            "CFLAGS": "-O2",
+            "CPPFLAGS": f"-I{d}/include",
+            "LDFLAGS": f"-L{d}/lib",
+        }
+    )
     b = f["triplet_build"]
-    run(["./configure", f"--prefix={prefix}", f"--build={b}", f"--host={b}",
-         "--with-ensurepip=install", f"--with-openssl={d}"],
-        log, cwd=srcdir, env=env)
+    run(
+        [
+            "./configure",
+            f"--prefix={prefix}",
+            f"--build={b}",
+            f"--host={b}",
+            "--with-ensurepip=install",
+            f"--with-openssl={d}",
+        ],
+        log,
+        cwd=srcdir,
+        env=env,
+    )
     run(["make", f"-j{JOBS}"], log, cwd=srcdir, env=env)
     run(["make", "install"], log, cwd=srcdir, env=env)
     py = interpreter_path(flavour, cache)
     if f["pip"]:
         wheel = _host_pip_wheel(cache, f["pip"])
-        run([py, "-m", "pip", "install", "--disable-pip-version-check", "--no-index",
-             "--upgrade", wheel], log, env=_clean_env())
+        run(
+            [py, "-m", "pip", "install", "--disable-pip-version-check", "--no-index", "--upgrade", wheel],
+            log,
+            env=_clean_env(),
+        )
         _patch_ensurepip(prefix, f["short"], wheel, f["pip"])
     facts = sanity_check(flavour, cache)
     facts["orig"] = orig.name
@@ -640,6 +770,7 @@ def build_cpython(flavour: str, cache: Path) -> Path:
 
 # --------------------------------------------------------------------------
 # public API
+
 
 def can_build(cache_dir: Optional[Path] = None) -> Optional[str]:
     """None if interpreters can be built (or all are cached), else a reason."""
@@ -682,7 +813,7 @@ def interpreter_facts(flavour: str, cache_dir: Optional[Path] = None) -> Optiona
     return _marker_ok(interpreter_dir(flavour, cache.expanduser().resolve()))
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--flavour", action="append", choices=sorted(FLAVOURS))

@@ -79,8 +79,20 @@ def shim_wheelhouse(e2e_cache: Path, shim_wheel: Path) -> dict[str, Path]:
         if not any(d.glob("pluggy-*.whl")):
             d.mkdir(parents=True, exist_ok=True)
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--no-deps",
-                 "--python-version", version, "-d", str(d), *reqs],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--only-binary=:all:",
+                    "--no-deps",
+                    "--python-version",
+                    version,
+                    "-d",
+                    str(d),
+                    *reqs,
+                ],
                 check=True,
                 capture_output=True,
             )
@@ -148,7 +160,7 @@ class MuslVenv:
         return result
 
 
-PROBE = '''
+PROBE = """
 import importlib, json
 def works(dist, mod):
     if dist == "markupsafe":
@@ -156,7 +168,8 @@ def works(dist, mod):
     elif dist == "pyyaml":
         import yaml; assert yaml.__with_libyaml__ and yaml.load("a: 1", Loader=yaml.CSafeLoader) == {"a": 1}
     elif dist == "msgpack":
-        import msgpack; assert msgpack.Packer.__module__ == "msgpack._cmsgpack" and msgpack.unpackb(msgpack.packb([1])) == [1]
+        import msgpack; assert msgpack.Packer.__module__ == "msgpack._cmsgpack"
+        assert msgpack.unpackb(msgpack.packb([1])) == [1]
     elif dist == "rpds-py":
         import rpds; assert rpds.HashTrieMap({1: 2})[1] == 2
     elif dist == "ujson":
@@ -169,7 +182,7 @@ def probe(items):
             print(dist, "ok", m.__file__)
         except Exception as e:
             print(dist, type(e).__name__ + ":", str(e).replace("\\n", " "))
-'''
+"""
 
 
 @pytest.fixture

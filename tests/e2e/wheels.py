@@ -11,15 +11,15 @@ SOABI says gnu), the cp311 ones ``-musl`` names::
     ujson 5.11.0      ujson.cpython-3X-...so  (top-level module!) + ujson.libs/
                       libstdc++-*.so.6.0.33, libgcc_s-*.so.1, C++ (double-conversion)
 """
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
 
-PINS: Dict[str, str] = {
+PINS: dict[str, str] = {
     "markupsafe": "3.0.4",
     "pyyaml": "6.0.3",
     "msgpack": "1.1.2",
@@ -28,7 +28,7 @@ PINS: Dict[str, str] = {
 }
 
 # distribution -> (module to import, extension module's dotted name)
-IMPORTS: Dict[str, tuple] = {
+IMPORTS: dict[str, tuple] = {
     "markupsafe": ("markupsafe", "markupsafe._speedups"),
     "pyyaml": ("yaml", "yaml._yaml"),
     "msgpack": ("msgpack", "msgpack._cmsgpack"),
@@ -43,14 +43,13 @@ def _wheel_prefix(dist: str) -> str:
     return dist.replace("-", "_").lower()
 
 
-def _find(dest: Path, dist: str, version: str, pyver: str) -> List[Path]:
+def _find(dest: Path, dist: str, version: str, pyver: str) -> list[Path]:
     tag = "cp" + pyver.replace(".", "")
     prefix = f"{_wheel_prefix(dist)}-{version}-{tag}-{tag}-"
-    return sorted(p for p in dest.glob("*.whl")
-                  if p.name.lower().startswith(prefix) and PLATFORM in p.name)
+    return sorted(p for p in dest.glob("*.whl") if p.name.lower().startswith(prefix) and PLATFORM in p.name)
 
 
-def download_wheels(pyver: str, dest: Path) -> List[Path]:
+def download_wheels(pyver: str, dest: Path) -> list[Path]:
     """Download (or reuse from dest) the pinned musllinux wheels for pyver.
 
     pyver is "3.11" or "3.9".  Returns the wheel paths in PINS order.
@@ -60,13 +59,25 @@ def download_wheels(pyver: str, dest: Path) -> List[Path]:
     missing = [d for d, v in PINS.items() if not _find(dest, d, v, pyver)]
     if missing:
         host_py = os.environ.get("SOABI_SHIM_HOST_PYTHON") or sys.executable
-        cmd = [host_py, "-m", "pip", "download", "--disable-pip-version-check",
-               "--only-binary=:all:", "--platform", PLATFORM,
-               "--python-version", pyver, "--implementation", "cp", "--no-deps",
-               "-d", str(dest)] + [f"{d}=={PINS[d]}" for d in missing]
+        cmd = [
+            host_py,
+            "-m",
+            "pip",
+            "download",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "--platform",
+            PLATFORM,
+            "--python-version",
+            pyver,
+            "--implementation",
+            "cp",
+            "--no-deps",
+            "-d",
+            str(dest),
+        ] + [f"{d}=={PINS[d]}" for d in missing]
         env = {k: v for k, v in os.environ.items() if k not in ("PIP_REQUIRE_VIRTUALENV",)}
-        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           universal_newlines=True, env=env)
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         if r.returncode != 0:
             raise RuntimeError(f"pip download failed:\n{' '.join(cmd)}\n{r.stdout[-3000:]}")
     out = []

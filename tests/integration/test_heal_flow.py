@@ -37,7 +37,7 @@ def test_full_cycle(venv: Venv, demo_wheel: Path) -> None:
     heal = soabi_shim("heal", str(venv.site))
     assert heal.returncode == 0, heal.stdout + heal.stderr
     assert alias.is_symlink()
-    assert os.readlink(alias) == real.name  # relative, same directory
+    assert os.readlink(alias) == f"./{real.name}"  # relative, same directory
     assert [f"demo/_speed{EXT_SUFFIX}", "", ""] in record_rows(venv.site)
 
     after = venv.run(IMPORT)
@@ -172,3 +172,36 @@ def test_api_never_prints(venv: Venv, demo_wheel: Path, capfd: object) -> None:
     assert api.check([str(venv.site)]).ok
     out, err = capfd.readouterr()  # type: ignore[attr-defined]
     assert out == "" and err == ""
+
+
+def test_hand_made_link_is_left_alone(venv: Venv, demo_wheel: Path) -> None:
+    """The psycopg#161 workaround (``ln -s``): accepted, never recorded or removed."""
+    venv.pip("install", str(demo_wheel))
+    alias = venv.site / "demo" / f"_speed{EXT_SUFFIX}"
+    alias.symlink_to(f"_speed{MUSL_SUFFIX}")
+    out = soabi_shim("heal", "--json", str(venv.site))
+    assert out.returncode == 0
+    assert [a["action"] for a in json.loads(out.stdout)["aliases"]] == ["present"]
+    assert [f"demo/_speed{EXT_SUFFIX}", "", ""] not in record_rows(venv.site)
+    assert soabi_shim("undo", str(venv.site)).returncode == 0
+    assert alias.is_symlink() and os.readlink(alias) == f"_speed{MUSL_SUFFIX}"
+
+
+def test_row_lost_to_an_installer_rewrite_is_restored(venv: Venv, demo_wheel: Path) -> None:
+    """pip replaces RECORD at the end of an install; a heal racing it loses its row."""
+    venv.pip("install", str(demo_wheel))
+    record = venv.site / "demo-1.0.dist-info" / "RECORD"
+    original = record.read_bytes()
+    assert soabi_shim("heal", str(venv.site)).returncode == 0
+    record.write_bytes(original)  # what the installer's final RECORD write does
+    check = soabi_shim("check", "--json", str(venv.site))
+    assert check.returncode == 1
+    assert [a["action"] for a in json.loads(check.stdout)["aliases"]] == ["would-create"]
+    heal = soabi_shim("heal", "--json", str(venv.site))
+    assert [a["action"] for a in json.loads(heal.stdout)["aliases"]] == ["created"]
+    assert [f"demo/_speed{EXT_SUFFIX}", "", ""] in record_rows(venv.site)
+    # and undo finds our link even when its row is gone
+    record.write_bytes(original)
+    assert soabi_shim("undo", str(venv.site)).returncode == 0
+    assert not (venv.site / "demo" / f"_speed{EXT_SUFFIX}").is_symlink()
+    assert record.read_bytes() == original

@@ -25,7 +25,12 @@ def rows(record: Path) -> list[list[str]]:
 
 def imports_from(site: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-S", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); import demo._speed as m; print(m.add(20, 22))"],
+        [
+            sys.executable,
+            "-S",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(site)!r}); import demo._speed as m; print(m.add(20, 22))",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -38,7 +43,7 @@ def test_install_prefix(tmp_path: Path, demo_wheel: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     site = site_under(prefix)
     alias = site / "demo" / f"_speed{EXT_SUFFIX}"
-    assert alias.is_symlink() and os.readlink(alias) == f"_speed{MUSL_SUFFIX}"
+    assert alias.is_symlink() and os.readlink(alias) == f"./_speed{MUSL_SUFFIX}"
     record = rows(site / "demo-1.0.dist-info" / "RECORD")
     assert [f"demo/_speed{EXT_SUFFIX}", "", ""] in record
     assert any(r[0] == f"demo/_speed{MUSL_SUFFIX}" and r[1].startswith("sha256=") for r in record)
@@ -55,7 +60,7 @@ def test_install_destdir_staging(tmp_path: Path, demo_wheel: Path) -> None:
     staged_site = stage / final_site.relative_to("/")
     alias = staged_site / "demo" / f"_speed{EXT_SUFFIX}"
     assert alias.is_symlink()
-    assert os.readlink(alias) == f"_speed{MUSL_SUFFIX}"  # relative: right after the staging root is dropped
+    assert os.readlink(alias) == f"./_speed{MUSL_SUFFIX}"  # relative: right after the staging root is dropped
     assert [f"demo/_speed{EXT_SUFFIX}", "", ""] in rows(staged_site / "demo-1.0.dist-info" / "RECORD")
     assert not list((staged_site / "demo").glob("__pycache__"))
     assert not Path(final_site / "demo").exists()

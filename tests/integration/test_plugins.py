@@ -82,7 +82,7 @@ def test_raising_plugin_is_reported_not_fatal(tmp_path: Path, ext_dir: Path) -> 
     assert any("raised ValueError: bad report hook" in r for r in reasons)
 
 
-PLUGIN_SOURCE = b'''
+PLUGIN_SOURCE = b"""
 from soabi_shim import Verdict, hookimpl
 
 @hookimpl
@@ -90,7 +90,7 @@ def soabi_shim_check_candidate(candidate, facts):
     if candidate.distribution == "vetoed":
         return Verdict.refuse("vetoed by the installed plugin")
     return None
-'''
+"""
 
 
 def test_installed_entry_point_plugin(tmp_path: Path, ext_dir: Path) -> None:
@@ -114,7 +114,11 @@ def test_installed_entry_point_plugin(tmp_path: Path, ext_dir: Path) -> None:
     install_dist(site, "fine", {f"fine/_speed{MUSL_SUFFIX}": so})
     env = dict(os.environ, PYTHONPATH=f"{plugin_site}{os.pathsep}{ROOT}")
     out = subprocess.run(
-        [sys.executable, "-m", "soabi_shim", "heal", "--json", str(site)], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-m", "soabi_shim", "heal", "--json", str(site)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert out.returncode == 1, out.stderr
     report = json.loads(out.stdout)

@@ -16,7 +16,8 @@ import pytest
 import soabi_shim
 from soabi_shim.facts import gather_facts
 from soabi_shim.pipeline import run
-from tests.conftest import EXT_SUFFIX, MUSL_SUFFIX, soabi_shim as cli
+from tests.conftest import EXT_SUFFIX, MUSL_SUFFIX
+from tests.conftest import soabi_shim as cli
 
 
 def install_dist(site: Path, name: str, files: dict[str, bytes], *, record: Optional[bytes] = None) -> Path:
@@ -62,7 +63,10 @@ def snapshot(root: Path) -> dict[str, tuple[bool, bytes]]:
     for dirpath, dirnames, filenames in os.walk(root):
         for n in dirnames + filenames:
             p = Path(dirpath, n)
-            out[str(p)] = (p.is_symlink(), os.readlink(p).encode() if p.is_symlink() else (p.read_bytes() if p.is_file() else b""))
+            out[str(p)] = (
+                p.is_symlink(),
+                os.readlink(p).encode() if p.is_symlink() else (p.read_bytes() if p.is_file() else b""),
+            )
     return out
 
 
@@ -81,7 +85,15 @@ def test_healthy_dist_healed_beside_hostile_ones(site: Path, tmp_path: Path, so:
     install_dist(site, "truncated", {f"truncated/_speed{MUSL_SUFFIX}": so[:40]})
     install_dist(site, "arm", {f"arm/_speed{MUSL_SUFFIX}": bytes(foreign_arch)})
     install_dist(site, "elf32", {f"elf32/_speed{MUSL_SUFFIX}": elf32})
-    install_dist(site, "otherver", {"otherver/_speed.cpython-310-x86_64-linux-musl.so": so, "otherver/_t.cpython-311t-x86_64-linux-musl.so": so, "otherver/_d.cpython-311d-x86_64-linux-musl.so": so})
+    install_dist(
+        site,
+        "otherver",
+        {
+            "otherver/_speed.cpython-310-x86_64-linux-musl.so": so,
+            "otherver/_t.cpython-311t-x86_64-linux-musl.so": so,
+            "otherver/_d.cpython-311d-x86_64-linux-musl.so": so,
+        },
+    )
     install_dist(site, "stable", {"stable/_speed.abi3.so": so})
     install_dist(site, "escape", {}, record=f"../outside/_evil{MUSL_SUFFIX},,\n/etc/_evil{MUSL_SUFFIX},,\n".encode())
     (site / "linked").symlink_to(outside / "pkg")
@@ -90,8 +102,12 @@ def test_healthy_dist_healed_beside_hostile_ones(site: Path, tmp_path: Path, so:
     (site / "planted" / f"_speed{EXT_SUFFIX}").symlink_to("/etc/passwd")
     install_dist(site, "occupied", {f"occupied/_speed{MUSL_SUFFIX}": so, f"occupied/_speed{EXT_SUFFIX}": b"regular"})
     install_dist(site, "garbage", {f"garbage/_speed{MUSL_SUFFIX}": so}, record=b"\xff\xfe\x00garbage\n")
-    install_dist(site, "blank", {f"blank/_speed{MUSL_SUFFIX}": so}, record=f"blank/_speed{MUSL_SUFFIX},,\n\nx,,\n".encode())
-    install_dist(site, "fourfield", {f"fourfield/_speed{MUSL_SUFFIX}": so}, record=f"fourfield/_speed{MUSL_SUFFIX},,,\n".encode())
+    install_dist(
+        site, "blank", {f"blank/_speed{MUSL_SUFFIX}": so}, record=f"blank/_speed{MUSL_SUFFIX},,\n\nx,,\n".encode()
+    )
+    install_dist(
+        site, "fourfield", {f"fourfield/_speed{MUSL_SUFFIX}": so}, record=f"fourfield/_speed{MUSL_SUFFIX},,,\n".encode()
+    )
 
     before_outside = snapshot(outside)
     garbage_record = (site / "garbage-1.0.dist-info" / "RECORD").read_bytes()
@@ -116,7 +132,7 @@ def test_healthy_dist_healed_beside_hostile_ones(site: Path, tmp_path: Path, so:
     assert {a["alias"]: a["action"] for a in report["aliases"]} == {
         str(site / "good" / f"_speed{EXT_SUFFIX}"): "created"
     }
-    assert os.readlink(site / "good" / f"_speed{EXT_SUFFIX}") == f"_speed{MUSL_SUFFIX}"
+    assert os.readlink(site / "good" / f"_speed{EXT_SUFFIX}") == f"./_speed{MUSL_SUFFIX}"
     assert not (site / "otherver" / f"_speed{EXT_SUFFIX}").exists()
     # Nothing outside was touched, nothing planted was followed or replaced.
     assert snapshot(outside) == before_outside
@@ -160,13 +176,16 @@ def test_weird_paths_and_names(tmp_path: Path, so: bytes) -> None:
     weird = os.fsencode(str(site / "good")) + b"/\xff\xfe" + MUSL_SUFFIX.encode()
     with open(weird, "wb") as f:
         f.write(so)
-    install_dist(site, "crlf", {f"crlf/_speed{MUSL_SUFFIX}": so}, record=f'"crlf/_speed{MUSL_SUFFIX}",,\r\n"crlf/a,b.py",sha256=x,1\r\n'.encode())
+    install_dist(
+        site,
+        "crlf",
+        {f"crlf/_speed{MUSL_SUFFIX}": so},
+        record=f'"crlf/_speed{MUSL_SUFFIX}",,\r\n"crlf/a,b.py",sha256=x,1\r\n'.encode(),
+    )
     code, report = heal_json(site)
     assert code == 0, report
     created = sorted(a["alias"] for a in report["aliases"])
-    assert created == sorted(
-        [str(site / "good" / f"_speed{EXT_SUFFIX}"), str(site / "crlf" / f"_speed{EXT_SUFFIX}")]
-    )
+    assert created == sorted([str(site / "good" / f"_speed{EXT_SUFFIX}"), str(site / "crlf" / f"_speed{EXT_SUFFIX}")])
     record = (site / "crlf-1.0.dist-info" / "RECORD").read_bytes()
     assert record.startswith(f'"crlf/_speed{MUSL_SUFFIX}",,\r\n"crlf/a,b.py",sha256=x,1\r\n'.encode())
     assert record.endswith(f"crlf/_speed{EXT_SUFFIX},,\n".encode())
@@ -177,8 +196,10 @@ def test_weird_paths_and_names(tmp_path: Path, so: bytes) -> None:
 
 def test_big_record(site: Path, so: bytes) -> None:
     rows = "".join(f"big/mod{i}.py,sha256=x,1\n" for i in range(100_000))
-    install_dist(site, "big", {f"big/_speed{MUSL_SUFFIX}": so}, record=(rows + f"big/_speed{MUSL_SUFFIX},sha256=x,1\n").encode())
-    code, report = heal_json(site)
+    install_dist(
+        site, "big", {f"big/_speed{MUSL_SUFFIX}": so}, record=(rows + f"big/_speed{MUSL_SUFFIX},sha256=x,1\n").encode()
+    )
+    code, _report = heal_json(site)
     assert code == 0
     data = (site / "big-1.0.dist-info" / "RECORD").read_bytes()
     assert data.startswith(rows.encode())
@@ -191,7 +212,7 @@ def test_read_only_site_one_reason(world_readable_tmp: Path, so: bytes) -> None:
     site.mkdir()
     for i in range(5):
         install_dist(site, f"d{i}", {f"d{i}/_speed{MUSL_SUFFIX}": so})
-    for dirpath, dirnames, filenames in os.walk(site):
+    for dirpath, _dirnames, _filenames in os.walk(site):
         os.chmod(dirpath, 0o555)
     try:
         env = dict(os.environ, HOME=str(world_readable_tmp))
@@ -209,7 +230,7 @@ def test_read_only_site_one_reason(world_readable_tmp: Path, so: bytes) -> None:
             check=False,
         )
     finally:
-        for dirpath, dirnames, filenames in os.walk(site):
+        for dirpath, _dirnames, _filenames in os.walk(site):
             os.chmod(dirpath, 0o755)
     assert out.returncode == 1, out.stdout + out.stderr
     problems = [line for line in out.stdout.splitlines() if line.startswith("problem:")]

@@ -32,7 +32,8 @@ def shim_venv(tmp_path: Path, shim_wheel: Path, demo_wheel: Path) -> Venv:
     return v
 
 
-PROBE = "import sys; print(sorted(m for m in sys.modules if 'soabi' in m or m in ('typing', 'pluggy', 'packaging', 'sysconfig', 'importlib.metadata')))"
+HEAVY = ("typing", "pluggy", "packaging", "sysconfig", "importlib.metadata")
+PROBE = f"import sys; print(sorted(m for m in sys.modules if 'soabi' in m or m in {HEAVY!r}))"
 
 
 def test_glibc_startup_is_silent_and_imports_nothing(tmp_path: Path, shim_venv: Venv) -> None:
@@ -61,7 +62,9 @@ def test_slow_path_heals_and_stamps(shim_venv: Venv, demo_wheel: Path) -> None:
     with open(next(site.glob("soabi_shim-*.dist-info")) / "RECORD", newline="") as f:
         assert ["soabi_shim/_stamp", "", ""] in list(csv.reader(f))
     # Unchanged site: the stamp matches and nothing is done, not even the fallback.
-    again = shim_venv.run(f"import soabi_shim._startup as s; s.start({str(site)!r}, {stamp!r}); print(s.FALLBACK_INSTALLED)")
+    again = shim_venv.run(
+        f"import soabi_shim._startup as s; s.start({str(site)!r}, {stamp!r}); print(s.FALLBACK_INSTALLED)"
+    )
     assert again.stdout == "False\n"
     # uninstalling soabi-shim removes the hook files and the stamp
     shim_venv.pip("uninstall", "-y", "soabi-shim")
