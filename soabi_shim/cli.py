@@ -117,10 +117,13 @@ def format_report(report: Any, *, quiet: bool = False, verbose: bool = False) ->
         )
         if report.command == "doctor" and report.pending:
             python = report.interpreter.executable
-            lines.append(
-                f"fix: {python} -m soabi_shim heal"
-                + (" --include-unowned" if any(a.distribution is None for a in report.pending) else "")
-            )
+            if os.path.realpath(python) == os.path.realpath(sys.executable):
+                fix = f"{python} -m soabi_shim heal"
+            else:  # soabi-shim may not be installed there: heal it from here
+                fix = f"{sys.executable} -m soabi_shim heal --python {python}"
+            if any(a.distribution is None for a in report.pending):
+                fix += " --include-unowned"
+            lines.append(f"fix: {fix}")
     return "\n".join(lines)
 
 

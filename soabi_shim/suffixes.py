@@ -5,15 +5,15 @@ suffixes in ``importlib.machinery.EXTENSION_SUFFIXES``.  On Linux a tagged
 suffix is ``.<abi>-<arch>-linux-<libc>.so`` where ``<abi>`` names the
 implementation, version and ABI flags:
 
-========================================  ===================================
-``.cpython-311-x86_64-linux-gnu.so``      CPython 3.11
-``.cpython-313t-aarch64-linux-musl.so``   CPython 3.13, free-threaded
-``.cpython-311d-x86_64-linux-gnu.so``     CPython 3.11, debug build
-``.pypy310-pp73-x86_64-linux-gnu.so``     PyPy 3.10
-``.graalpy250-311-native-x86_64-linux.so``  GraalPy (no libc part: no twin)
-``.abi3-x86_64-linux-gnu.so``             3.15's tagged stable ABI
-``.abi3t-x86_64-linux-musl.so``           3.15's free-threaded stable ABI
-========================================  ===================================
+============================================  ===================================
+``.cpython-311-x86_64-linux-gnu.so``          CPython 3.11
+``.cpython-313t-aarch64-linux-musl.so``       CPython 3.13, free-threaded
+``.cpython-311d-x86_64-linux-gnu.so``         CPython 3.11, debug build
+``.pypy310-pp73-x86_64-linux-gnu.so``         PyPy 3.10
+``.graalpy250-311-native-x86_64-linux.so``    GraalPy (no libc part: no twin)
+``.abi3-x86_64-linux-gnu.so``                 3.15's tagged stable ABI
+``.abi3t-x86_64-linux-musl.so``               3.15's free-threaded stable ABI
+============================================  ===================================
 
 The *libc twin* of a suffix is the same suffix with only the libc part of
 the triplet swapped between glibc and musl spellings; that is the only

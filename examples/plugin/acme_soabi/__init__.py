@@ -1,0 +1,1 @@
+"""ACME Linux's soabi-shim plugins (see the two modules)."""
