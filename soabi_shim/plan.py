@@ -4,6 +4,7 @@ or must be refused (with the reason).  No writes happen here.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from dataclasses import dataclass, field
@@ -53,8 +54,13 @@ class Plan:
 def inside(path: str, site: str) -> bool:
     """True if the real path of ``path`` is ``site``'s real path or below it."""
     real = os.path.realpath(path)
-    root = os.path.realpath(site)
+    root = _site_root(site)
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+@functools.lru_cache(maxsize=64)
+def _site_root(site: str) -> str:
+    return os.path.realpath(site)
 
 
 def build_twin_map(facts: InterpreterFacts, host: PluginHost) -> dict[str, str]:

@@ -73,7 +73,13 @@ def _digest(data: bytes) -> str:
 
 
 def make_wheel(
-    dest: Path, name: str, version: str, files: dict[str, bytes], *, tag: str = "", extra_dist_info: Optional[dict[str, str]] = None
+    dest: Path,
+    name: str,
+    version: str,
+    files: dict[str, bytes],
+    *,
+    tag: str = "",
+    extra_dist_info: Optional[dict[str, str]] = None,
 ) -> Path:
     """Build a real wheel (zip, WHEEL, METADATA, RECORD with hashes)."""
     tag = tag or f"{TAG}-{TAG}-linux_x86_64"
@@ -81,7 +87,9 @@ def make_wheel(
     dist_info = f"{name}-{version}.dist-info"
     meta = {
         f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{dist_info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: soabi-shim-tests\nRoot-Is-Purelib: false\nTag: {tag}\n".encode(),
+        f"{dist_info}/WHEEL": (
+            f"Wheel-Version: 1.0\nGenerator: soabi-shim-tests\nRoot-Is-Purelib: false\nTag: {tag}\n"
+        ).encode(),
     }
     for key, text in (extra_dist_info or {}).items():
         meta[f"{dist_info}/{key}"] = text.encode()
@@ -117,7 +125,9 @@ class Venv:
             text=True,
         )
 
-    def run(self, code: str, *, env: Optional[dict[str, str]] = None, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, code: str, *, env: Optional[dict[str, str]] = None, flags: tuple[str, ...] = ()
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(self.python), *flags, "-c", code], capture_output=True, text=True, env=env, check=False
         )
@@ -132,7 +142,9 @@ def soabi_shim(*args: str, env: Optional[dict[str, str]] = None) -> subprocess.C
     """Run the CLI of this checkout in a subprocess."""
     e = dict(os.environ if env is None else env)
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "soabi_shim", *args], capture_output=True, text=True, env=e, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "soabi_shim", *args], capture_output=True, text=True, env=e, check=False
+    )
 
 
 @pytest.fixture
@@ -176,8 +188,12 @@ def shim_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 AS_NOBODY = [
     # A real unprivileged uid that can still read root's files (pyenv lives
     # in /root, mode 0700): CAP_DAC_READ_SEARCH only, no write override.
-    "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-    "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search",
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=+dac_read_search",
+    "--ambient-caps=+dac_read_search",
 ]
 
 
