@@ -110,6 +110,7 @@ def decide(c: Candidate, facts: InterpreterFacts, host: PluginHost, record_paths
 
 
 def make_plan(scans: list[SiteScan], facts: InterpreterFacts, host: PluginHost) -> Plan:
+    _site_root.cache_clear()  # one run, one view of where each site dir really is
     plan = Plan(facts)
     for scan in scans:
         plan.sites.append(scan.site)
