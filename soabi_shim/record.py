@@ -16,12 +16,13 @@ Rules:
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import io
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Callable
+from typing import Callable, Optional
 
 from .errors import RecordError
 
@@ -139,6 +140,46 @@ def clean_stale_temps(directory: str) -> list[str]:
     return removed
 
 
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_ino, a.st_dev, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_dev, b.st_size, b.st_mtime_ns)
+
+
+_RENAMEAT2: Optional[Callable[..., int]] = None
+_NO_RENAMEAT2 = False
+
+
+def _exchange(a: str, b: str) -> bool:
+    """``renameat2(a, b, RENAME_EXCHANGE)``; False where the libc, kernel or
+    file system cannot do it (the caller falls back to check-then-replace)."""
+    global _RENAMEAT2, _NO_RENAMEAT2
+    if _NO_RENAMEAT2:
+        return False
+    if _RENAMEAT2 is None:
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).renameat2
+        except (ImportError, OSError, AttributeError):
+            _NO_RENAMEAT2 = True
+            return False
+        fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        fn.restype = ctypes.c_int
+        _RENAMEAT2 = fn
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    import ctypes
+
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
+        _NO_RENAMEAT2 = True
+        return False
+    raise OSError(err, os.strerror(err), b)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
 def _replace(path: str, fd: int, data: bytes) -> None:
     # The temporary file goes in the site directory, not in ``*.dist-info``:
     # a stray file there (after a kill) would survive uninstall and leave a
@@ -162,10 +203,17 @@ def _replace(path: str, fd: int, data: bytes) -> None:
             os.close(out)
         # Installers do not take our lock: pip writes its final RECORD with
         # its own os.replace.  If the file changed since we read it, our copy
-        # is stale; writing it would drop the installer's rows.  Re-check as
-        # late as possible and let the caller start over.
-        now = os.stat(path, follow_symlinks=False)
-        if (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) != (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns):
+        # is stale; writing it would drop the installer's rows.
+        if _exchange(tmp, path):
+            # Atomically swapped: ``tmp`` now names what was at ``path``.
+            old = os.stat(tmp, follow_symlinks=False)
+            if _same(old, st):
+                os.unlink(tmp)
+                return
+            _exchange(tmp, path)  # someone replaced it meanwhile: give it back
+            raise _Changed
+        # No RENAME_EXCHANGE here: check as late as possible, then replace.
+        if not _same(os.stat(path, follow_symlinks=False), st):
             raise _Changed
         os.replace(tmp, path)
     except BaseException:

@@ -1,0 +1,1 @@
+"""Integrations with installers that offer a hook (PDM, Poetry)."""
