@@ -43,7 +43,8 @@ def assert_healed(v: Venv) -> None:
 
 
 def test_pdm_post_install(tmp_path: Path, shim_wheel: Path, demo_wheel: Path) -> None:
-    tools = tool_venv(tmp_path / "pdm-tools", shim_wheel, "pdm")
+    # hishel 2.0 dropped the API current pdm releases import (SyncSqliteStorage): pin it below 2.
+    tools = tool_venv(tmp_path / "pdm-tools", shim_wheel, "pdm", "hishel<2")
     project = tmp_path / "app"
     project.mkdir()
     (project / "pyproject.toml").write_text(
