@@ -214,3 +214,44 @@ def test_python_option_from_the_host(make_venv: object, musl_wheels: dict[str, l
     assert statuses(venv.probe()) == ALL_OK
     assert sys.platform.startswith("linux")
     assert subprocess.run([str(venv.python), "-c", "import ujson"], check=False).returncode == 0
+
+
+@pytest.mark.parametrize("flavour", MISMATCHED)
+def test_uv_installs_are_healed_and_its_cache_untouched(
+    flavour: str,
+    make_venv: object,
+    musl_wheels: dict[str, list[Path]],
+    shim_wheelhouse: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    from tests.integration.test_installers import tree_digest
+
+    uv = shutil.which("uv")
+    assert uv, "uv is a test dependency"
+    version = FLAVOURS[flavour]
+    venv: MuslVenv = make_venv(flavour)  # type: ignore[operator]
+    venv.install_shim(shim_wheelhouse[version])
+    env = dict(os.environ, UV_CACHE_DIR=str(tmp_path / "uv-cache"), UV_NO_PROGRESS="1")
+    out = subprocess.run(
+        [uv, "pip", "install", "--python", str(venv.python), "--no-index", *map(str, musl_wheels[version])],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    cache = tree_digest(tmp_path / "uv-cache")
+    assert statuses(venv.probe()) == ALL_OK  # the first start heals (uv never runs this interpreter after)
+    assert len(aliases_in(venv.site)) == len(IMPORTS)
+    assert tree_digest(tmp_path / "uv-cache") == cache
+    un = subprocess.run(
+        [uv, "pip", "uninstall", "--python", str(venv.python), *IMPORTS],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert un.returncode == 0, un.stderr
+    assert aliases_in(venv.site) == []
