@@ -255,3 +255,24 @@ def test_uv_installs_are_healed_and_its_cache_untouched(
     )
     assert un.returncode == 0, un.stderr
     assert aliases_in(venv.site) == []
+
+
+@pytest.mark.parametrize("flavour", MISMATCHED)
+def test_install_command_on_musl(
+    flavour: str, make_venv: object, musl_wheels: dict[str, list[Path]], deps_target: dict[str, Path], tmp_path: Path
+) -> None:
+    """``soabi-shim install`` (pypa/installer 0.7 on 3.9, 1.x on 3.11) with real wheels."""
+    version = FLAVOURS[flavour]
+    venv: MuslVenv = make_venv(flavour)  # type: ignore[operator]
+    prefix = tmp_path / "prefix"
+    out = shim_cli(venv, "install", "--prefix", str(prefix), *map(str, musl_wheels[version]), deps=deps_target[version])
+    assert out.returncode == 0, out.stdout + out.stderr
+    site = next(prefix.glob("lib/python3.*/site-packages"))
+    assert len(aliases_in(site)) == len(IMPORTS)
+    for link in aliases_in(site):
+        assert str(link.relative_to(site)) in record_rows(site)
+    probe = venv.run(
+        f"import sys; sys.path.insert(0, {str(site)!r})\n"
+        + "import markupsafe._speedups, yaml._yaml, msgpack._cmsgpack, rpds, ujson"
+    )
+    assert probe.returncode == 0, probe.stderr
