@@ -172,17 +172,21 @@ def demo_wheel(tmp_path_factory: pytest.TempPathFactory, ext_dir: Path) -> Path:
     )
 
 
-@pytest.fixture(scope="session")
-def shim_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """soabi-shim itself, built from this checkout."""
-    out = tmp_path_factory.mktemp("shim-wheel")
+def build_wheel(project: Path, out: Path) -> Path:
+    """Build the wheel of ``project`` (hatchling, no build isolation) into ``out``."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(project)],
         check=True,
         capture_output=True,
     )
-    (wheel,) = out.glob("soabi_shim-*.whl")
+    (wheel,) = out.glob("*.whl")
     return wheel
+
+
+@pytest.fixture(scope="session")
+def shim_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """soabi-shim itself, built from this checkout."""
+    return build_wheel(ROOT, tmp_path_factory.mktemp("shim-wheel"))
 
 
 AS_NOBODY = [

@@ -93,14 +93,15 @@ def soabi_shim_check_candidate(candidate, facts):
 """
 
 
-def test_installed_entry_point_plugin(tmp_path: Path, ext_dir: Path) -> None:
+def install_plugin(tmp_path: Path, module: str, source: bytes, entry_point: str) -> Path:
+    """Install a real distribution with a ``soabi_shim`` entry point; return its dir."""
     wheel = make_wheel(
         tmp_path / "w",
-        "veto_plugin",
+        module,
         "1.0",
-        {"veto_plugin.py": PLUGIN_SOURCE},
+        {f"{module}.py": source},
         tag="py3-none-any",
-        extra_dist_info={"entry_points.txt": "[soabi_shim]\nveto = veto_plugin\n"},
+        extra_dist_info={"entry_points.txt": f"[soabi_shim]\n{entry_point} = {module}\n"},
     )
     plugin_site = tmp_path / "plugin-site"
     subprocess.run(
@@ -108,6 +109,11 @@ def test_installed_entry_point_plugin(tmp_path: Path, ext_dir: Path) -> None:
         check=True,
         capture_output=True,
     )
+    return plugin_site
+
+
+def test_installed_entry_point_plugin(tmp_path: Path, ext_dir: Path) -> None:
+    plugin_site = install_plugin(tmp_path, "veto_plugin", PLUGIN_SOURCE, "veto")
     so = (ext_dir / f"_speed{MUSL_SUFFIX}").read_bytes()
     site = tmp_path / "site"
     install_dist(site, "vetoed", {f"vetoed/_speed{MUSL_SUFFIX}": so})
@@ -129,20 +135,7 @@ def test_installed_entry_point_plugin(tmp_path: Path, ext_dir: Path) -> None:
 
 
 def test_plugin_failing_to_load_is_reported(tmp_path: Path) -> None:
-    wheel = make_wheel(
-        tmp_path / "w",
-        "bad_plugin",
-        "1.0",
-        {"bad_plugin.py": b"raise ImportError('cannot load me')\n"},
-        tag="py3-none-any",
-        extra_dist_info={"entry_points.txt": "[soabi_shim]\nbad = bad_plugin\n"},
-    )
-    plugin_site = tmp_path / "plugin-site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(plugin_site), str(wheel)],
-        check=True,
-        capture_output=True,
-    )
+    plugin_site = install_plugin(tmp_path, "bad_plugin", b"raise ImportError('cannot load me')\n", "bad")
     site = tmp_path / "site"
     site.mkdir()
     env = dict(os.environ, PYTHONPATH=f"{plugin_site}{os.pathsep}{ROOT}")

@@ -42,7 +42,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AS_NOBODY, make_venv
+from tests.conftest import AS_NOBODY, build_wheel, make_venv
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: tests/integration/<this file>
 EXAMPLES = ROOT / "examples"  # the build context of the recipes
@@ -167,21 +167,10 @@ def run_script(script: str, path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _wheel_of(project: Path, out: Path) -> Path:
-    """Build the wheel of ``project`` (hatchling, no build isolation) into ``out``."""
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(project)],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = out.glob("*.whl")
-    return wheel
-
-
 @pytest.fixture(scope="module")
-def checkout_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkout_wheel(shim_wheel: Path) -> Path:
     """The wheel of this checkout (what ``pip install soabi-shim`` stands for)."""
-    return _wheel_of(ROOT, tmp_path_factory.mktemp("recipe-wheel"))
+    return shim_wheel
 
 
 def test_there_are_recipes() -> None:
@@ -261,7 +250,7 @@ def test_recipe_builds(recipe: Path, tmp_path: Path, checkout_wheel: Path) -> No
 @pytest.mark.slow
 def test_example_plugin(tmp_path: Path, checkout_wheel: Path, demo_wheel: Path) -> None:
     """examples/plugin: both entry points load, the spelling is added, the veto and the log work."""
-    plugin_wheel = _wheel_of(EXAMPLES / "plugin", tmp_path / "plugin-wheel")
+    plugin_wheel = build_wheel(EXAMPLES / "plugin", tmp_path / "plugin-wheel")
     venv = make_venv(tmp_path / "venv")
     venv.pip("install", str(checkout_wheel), str(plugin_wheel), str(demo_wheel))
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
