@@ -154,26 +154,17 @@ _ELF_CACHE: "dict[str, ElfInfo]" = {}
 
 
 def _check(path: str) -> "str | None":
-    """None if ``path`` may be loaded, else the reason (same rules as heal)."""
-    from .elf import ET_DYN, libc_of, read_elf
+    """None if ``path`` may be loaded, else the reason (the rule heal uses)."""
+    from .elf import read_elf, refusal
     from .errors import ElfError
 
     try:
-        info = read_elf(path)
         me = _ELF_CACHE.get("self")
         if me is None:
             me = _ELF_CACHE["self"] = read_elf(os.path.realpath(sys.executable))
+        return refusal(read_elf(path), me, "musl" if _on_musl() else "glibc")
     except ElfError as exc:
         return str(exc)
-    if info.elf_type != ET_DYN:
-        return "not an ELF shared object"
-    if not info.same_platform(me):
-        return f"ELF for {info.describe()}, interpreter is {me.describe()}"
-    family, evidence = libc_of(info)
-    running = "musl" if _on_musl() else "glibc"
-    if family is not None and family != running:
-        return f"linked against {family} ({evidence}), interpreter runs on {running}"
-    return None
 
 
 def install_fallback() -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from .elf import ET_DYN, libc_of, read_elf
+from .elf import read_elf, refusal
 from .errors import ElfError
 from .facts import InterpreterFacts
 from .hookspecs import hookimpl
@@ -33,14 +33,7 @@ def check_location(candidate: Candidate) -> Optional[Verdict]:
 def check_elf(path: str, facts: InterpreterFacts) -> Optional[Verdict]:
     """An ELF shared object for this machine, linked to this libc or none."""
     try:
-        info = read_elf(path)
+        reason = refusal(read_elf(path), facts.elf, facts.libc)
     except ElfError as exc:
-        return Verdict.refuse(str(exc))
-    if info.elf_type != ET_DYN:
-        return Verdict.refuse(f"not an ELF shared object (e_type {info.elf_type})")
-    if facts.elf is not None and not info.same_platform(facts.elf):
-        return Verdict.refuse(f"ELF for {info.describe()}, interpreter is {facts.elf.describe()}")
-    family, evidence = libc_of(info)
-    if family is not None and facts.libc is not None and family != facts.libc:
-        return Verdict.refuse(f"linked against {family} ({evidence}), interpreter runs on {facts.libc}")
-    return None
+        reason = str(exc)
+    return None if reason is None else Verdict.refuse(reason)

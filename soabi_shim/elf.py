@@ -13,7 +13,7 @@ from typing import BinaryIO, Optional
 
 from .errors import ElfError
 
-__all__ = ["ElfInfo", "MACHINES", "libc_of", "read_elf"]
+__all__ = ["ElfInfo", "MACHINES", "libc_of", "read_elf", "refusal"]
 
 _MAGIC = b"\x7fELF"
 ET_DYN = 3
@@ -120,6 +120,24 @@ def libc_of(info: ElfInfo) -> tuple[Optional[str], str]:
         if name in ("libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1"):
             return "glibc", f"needs {name}"
     return None, "needs no libc"
+
+
+def refusal(info: ElfInfo, interpreter: Optional[ElfInfo], libc: Optional[str]) -> Optional[str]:
+    """Why ``info`` must not be loaded by an interpreter whose own ELF file is
+    ``interpreter`` and which runs on ``libc``; None if it may.
+
+    The one rule for ``heal`` (:mod:`soabi_shim.builtin`) and the import
+    fallback (:mod:`soabi_shim._startup`): a shared object, for the same
+    machine, word size and byte order, linked to the same libc or to none.
+    """
+    if info.elf_type != ET_DYN:
+        return f"not an ELF shared object (e_type {info.elf_type})"
+    if interpreter is not None and not info.same_platform(interpreter):
+        return f"ELF for {info.describe()}, interpreter is {interpreter.describe()}"
+    family, evidence = libc_of(info)
+    if family is not None and libc is not None and family != libc:
+        return f"linked against {family} ({evidence}), interpreter runs on {libc}"
+    return None
 
 
 class _Reader:

@@ -155,10 +155,9 @@ def _destination_class() -> Any:
                 if file_scheme not in ("purelib", "platlib"):
                     continue
                 rel = entry.path
-                if candidate_suffix(rel.rsplit("/", 1)[-1], self.twin_map) is None:
-                    continue
                 foreign = candidate_suffix(rel.rsplit("/", 1)[-1], self.twin_map)
-                assert foreign is not None
+                if foreign is None:
+                    continue
                 site = _staged(self.scheme_dict[file_scheme], self.destdir)
                 c = Candidate(site, rel, self.distribution, self.version, None, self.twin_map[foreign], foreign)
                 d = decide(c, self.facts, self.host, set())
