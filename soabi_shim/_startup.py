@@ -31,26 +31,31 @@ DISABLE_ENV = "SOABI_SHIM_DISABLE"
 FALLBACK_ONLY_ENV = "SOABI_SHIM_FALLBACK_ONLY"
 STAMP_NAME = "_stamp"
 
-#: Source of the single ``import`` line of ``soabi_shim-startup.pth``; the
-#: file in the wheel is generated from it and a test keeps the two equal.
-#: ``sitedir`` is the local variable of ``site.addpackage`` that names the
-#: directory of the ``.pth`` file being processed.
-_FAST_PATH = (
-    "try:\n"
-    " if sys.platform.startswith('linux') and not os.environ.get('SOABI_SHIM_DISABLE')"
-    " and 'soabi_shim._startup' not in sys.modules:\n"
-    "  try: g = os.confstr('CS_GNU_LIBC_VERSION')\n"
-    "  except (ValueError, OSError): g = None\n"
-    "  if not g:\n"
-    "   try:\n"
-    "    with open(os.path.join(sitedir, 'soabi_shim', '_stamp')) as f: s = f.read(64)\n"
-    "   except OSError: s = ''\n"
-    "   if s != '%d 0' % os.stat(sitedir).st_mtime_ns:\n"
-    "    __import__('soabi_shim._startup')._startup.start(sitedir, s)\n"
-    "except Exception:\n"
-    " pass\n"
+#: The single ``import`` line of ``soabi_shim-startup.pth`` is generated from
+#: these two stages (a test keeps the shipped file equal).  Every start pays
+#: for compiling the line, and musl's allocator makes compiling slow, so the
+#: code is split: stage 1 only asks the C library which libc it is (glibc
+#: answers ``confstr(CS_GNU_LIBC_VERSION)``, musl raises EINVAL); stage 2,
+#: compiled on other libcs only, compares the stamp with the site dir's
+#: mtime and imports this module only when they differ.  ``sitedir`` is the
+#: local variable of ``site.addpackage`` naming the ``.pth`` file's directory.
+#: No ``with``/``open``: an unclosed file would warn under ``-X dev``.
+_STAGE2 = (
+    "if 'soabi_shim._startup' not in sys.modules and not os.environ.get('SOABI_SHIM_DISABLE'):\n"
+    " try:\n"
+    "  f = os.open(os.path.join(sitedir, 'soabi_shim', '_stamp'), os.O_RDONLY); s = os.read(f, 64); os.close(f)\n"
+    " except OSError: s = b''\n"
+    " if s != b'%d 0' % os.stat(sitedir).st_mtime_ns:\n"
+    "  __import__('soabi_shim._startup')._startup.start(sitedir, s.decode('ascii', 'replace'))\n"
 )
-PTH_LINE = "import os, sys; exec(" + repr(_FAST_PATH) + ")\n"
+_STAGE1 = (
+    "try: g = os.confstr('CS_GNU_LIBC_VERSION')\n"
+    "except Exception: g = ''\n"
+    "if not g and sys.platform == 'linux':\n"
+    " try: exec(" + repr(_STAGE2) + ")\n"
+    " except Exception: pass\n"
+)
+PTH_LINE = "import os, sys; exec(" + repr(_STAGE1) + ")\n"
 START_LINE = "soabi_shim._startup:start\n"
 
 FALLBACK_INSTALLED = False

@@ -9,9 +9,14 @@ anything malformed or truncated.
 from __future__ import annotations
 
 import struct
-from typing import BinaryIO, Optional
 
 from .errors import ElfError
+
+# No typing import at run time: the import fallback loads this module in the
+# middle of a user's import.  Annotations are strings.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO, Optional
 
 __all__ = ["ElfInfo", "MACHINES", "libc_of", "read_elf", "refusal"]
 
