@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""What a ``heal`` and a no-op ``check`` cost on a large site directory.
+
+Set-up: a synthetic site-packages of DISTS distributions (default 1,000), each
+with a package ``bench_pkg_NNNNN/`` holding ``__init__.py`` and three real ELF
+extension files, and a complete ``*.dist-info`` (METADATA, WHEEL, INSTALLER,
+RECORD with hashes and sizes).  The extension files are copies of one module
+compiled with gcc for the running interpreter and named with the *libc twin* of
+its suffix (``.cpython-311-x86_64-linux-musl.so`` on a glibc CPython), so every
+one of them needs an alias, and passes the ELF checks.
+
+Timed, as whole processes started from here (``PYTHONPATH`` = this checkout;
+its ``.pyc`` files in a cache of the benchmark's own, written by a warm-up run):
+
+* ``python -m soabi_shim heal -q SITE`` on a fresh tree (3,000 aliases made,
+  1,000 RECORDs rewritten, each fsync'ed);
+* ``python -m soabi_shim check -q SITE`` right after, when nothing is left to do;
+* ``check`` of an empty site directory: the fixed cost (interpreter start,
+  imports, interpreter facts);
+* the naive workaround on another fresh tree: ``find SITE -name '*-linux-musl.so'
+  -exec sh -c 'ln -s ...' sh {} \\;`` (the exact command is printed).  It makes
+  the same symlinks, with no RECORD rows and no checks.
+
+Every repetition builds fresh trees and runs ``sync`` before the clock starts,
+so no write-back of the set-up is charged to the command timed; heal and the
+naive command alternate which goes first.  The page cache is warm (the trees
+were just written), as after an installation.
+
+Then the scaling: heal and check at 250, 1,000 and 4,000 distributions (three
+extension files each), time per distribution, and a least-squares line
+(fixed cost + cost per distribution).
+
+Targets (from the issue): heal <= 1 s and a no-op check <= 0.2 s at 1,000
+distributions on 2 cores.
+
+    python benchmarks/bench_heal.py [--quick] [--json FILE] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import statistics
+import sys
+import sysconfig
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _bench as B
+
+FILES_PER_DIST = 3
+HEAL_TARGET_S = 1.0
+CHECK_TARGET_S = 0.2
+
+
+def build_site(site: Path, dists: int, so: bytes, suffix: str) -> None:
+    """``dists`` distributions, FILES_PER_DIST copies of ``so`` each, named with ``suffix``."""
+    site.mkdir(parents=True)
+    for i in range(dists):
+        pkg = f"bench_pkg_{i:05d}"
+        files = {f"{pkg}/__init__.py": b""}
+        for j in range(FILES_PER_DIST):
+            files[f"{pkg}/_ext{j}{suffix}"] = so
+        B.write_dist(site, f"bench_dist_{i:05d}", "1.0", files)
+    os.sync()
+
+
+def count_links(site: Path) -> int:
+    return sum(1 for p in site.glob("bench_pkg_*/*.so") if p.is_symlink())
+
+
+def naive_argv(site: Path, foreign: str, native: str) -> list[str]:
+    """The hand-made workaround: one ``ln -s`` per file, through ``find -exec sh -c``."""
+    cut = foreign.index("-linux-")
+    f_tail, n_tail = foreign[cut:], native[native.index("-linux-") :]
+    script = f'ln -s "${{1##*/}}" "${{1%{f_tail}}}{n_tail}"'
+    return ["find", str(site), "-name", f"*{f_tail}", "-exec", "sh", "-c", script, "sh", "{}", ";"]
+
+
+def symlinks_only(site: Path, foreign: str, native: str) -> int:
+    """The floor: only the ``symlink(2)`` calls any tool must make (names listed before the clock starts)."""
+    pairs = []
+    for pkg in sorted(site.glob("bench_pkg_*")):
+        for name in sorted(os.listdir(pkg)):
+            if name.endswith(foreign):
+                pairs.append(("./" + name, str(pkg / (name[: -len(foreign)] + native))))
+    t0 = time.perf_counter_ns()
+    for target, alias in pairs:
+        os.symlink(target, alias)
+    return time.perf_counter_ns() - t0
+
+
+def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares line through (n, t): (intercept, slope)."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return my - slope * mx, slope
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="3 repetitions (2 for the scaling), for a quick look")
+    ap.add_argument("--json", metavar="FILE", help="write the raw numbers (ns) as JSON")
+    ap.add_argument("--dists", type=int, default=1000, help="distributions in the main experiment (1000)")
+    ap.add_argument("--reps", type=int, help="repetitions of the main experiment (7; --quick 3)")
+    ap.add_argument("--sizes", default="250,1000,4000", help="distribution counts of the scaling runs")
+    ap.add_argument("--profile", action="store_true", help="also profile one heal and one check with cProfile")
+    ap.add_argument("--workdir", help="where to build the trees (default: a new directory in $TMPDIR)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    reps = args.reps or (3 if args.quick else 7)
+    scale_reps = 2 if args.quick else 5
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+
+    info = B.machine()
+    work = B.workdir(args.workdir, "soabi-shim-bench-heal-")
+    env = B.checkout_env(work)
+    py = sys.executable
+    native = sysconfig.get_config_var("EXT_SUFFIX")
+    foreign = B.libc_twin(native)
+    so = B.compile_extension(work / "ext", "_speed", foreign).read_bytes()
+    print(B.header("soabi-shim: heal and check", info, sys.argv))
+    print(f"- work directory: {work} ({_fs_type(work)}); extension file: {len(so)} bytes, named `*{foreign}`")
+    data: dict[str, Any] = {"machine": info, "suffix": foreign, "so_bytes": len(so)}
+
+    def heal(site: Path) -> int:
+        return B.timed([py, "-m", "soabi_shim", "heal", "-q", str(site)], env)
+
+    def check(site: Path) -> int:
+        return B.timed([py, "-m", "soabi_shim", "check", "-q", str(site)], env)
+
+    try:
+        # Warm-up: writes the .pyc cache, touches every code path once.
+        warm = work / "warm"
+        build_site(warm, 20, so, foreign)
+        heal(warm)
+        check(warm)
+        shutil.rmtree(warm)
+        empty = work / "empty"
+        empty.mkdir()
+        check(empty)
+
+        n = args.dists
+        naive_cmd = naive_argv(Path("SITE"), foreign, native)
+        print(f"- naive command: `{shlex.join(naive_cmd)}`\n")
+        res: dict[str, list[int]] = {"heal": [], "check": [], "naive": [], "symlinks": [], "check_empty": []}
+        for rep in range(reps):
+            a, b, c = work / f"heal-{rep}", work / f"naive-{rep}", work / f"links-{rep}"
+            build_site(a, n, so, foreign)
+            build_site(b, n, so, foreign)
+            build_site(c, n, so, foreign)
+            steps = [
+                ("heal", partial(heal, a)),
+                ("naive", partial(B.timed, naive_argv(b, foreign, native), B.clean_env())),
+                ("symlinks", partial(symlinks_only, c, foreign, native)),
+            ]
+            for key, step in steps[rep % 3 :] + steps[: rep % 3]:  # rotate who goes first
+                res[key].append(step())
+            res["check"].append(check(a))
+            res["check_empty"].append(check(empty))
+            for site in (a, b, c):
+                got = count_links(site)
+                if got != n * FILES_PER_DIST:
+                    sys.exit(f"{site}: {got} symlinks, expected {n * FILES_PER_DIST}")
+            rows = (a / "bench_dist_00000-1.0.dist-info" / "RECORD").read_text().count(",,\n")
+            if rows != FILES_PER_DIST + 1:  # the aliases, and RECORD itself
+                sys.exit(f"{a}: RECORD has {rows} rows without hash, expected {FILES_PER_DIST + 1}")
+            for site in (a, b, c):
+                shutil.rmtree(site)
+        s = {k: B.summary(v) for k, v in res.items()}
+        data["main"] = {"dists": n, "files": n * FILES_PER_DIST, "reps": reps, "ns": res, "summary": s}
+        ratio = s["heal"]["median"] / s["naive"]["median"]
+        data["main"]["heal_over_naive"] = ratio
+
+        print(f"## {n:,} distributions, {n * FILES_PER_DIST:,} extension files, {reps} fresh trees\n")
+        print("Times in ms: median (interquartile range).\n")
+        rows_out = [
+            [
+                "`heal` (fresh tree)",
+                B.med_iqr(s["heal"]),
+                f"≤ {HEAL_TARGET_S * 1000:.0f}",
+                _met(s["heal"], HEAL_TARGET_S),
+            ],
+            [
+                "`check` after heal (no-op)",
+                B.med_iqr(s["check"]),
+                f"≤ {CHECK_TARGET_S * 1000:.0f}",
+                _met(s["check"], CHECK_TARGET_S),
+            ],
+            ["`check` of an empty site dir (fixed cost)", B.med_iqr(s["check_empty"]), "", ""],
+            ["naive `find … -exec sh -c 'ln -s …' \\;`", B.med_iqr(s["naive"]), "", ""],
+            ["floor: the same symlinks, bare `os.symlink` calls in a loop", B.med_iqr(s["symlinks"]), "", ""],
+        ]
+        print(B.table(["command", "time (ms)", "target (ms)", "met"], rows_out))
+        print(f"\nheal / naive (ratio of medians): **{ratio:.2f}**")
+
+        if sizes:
+            scaling(work, sizes, scale_reps, so, foreign, heal, check, data)
+
+        if args.profile:
+            profile(work, so, foreign, n, env)
+    finally:
+        info["loadavg_end"] = os.getloadavg()
+        print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in info['loadavg_end'])}")
+        if args.keep:
+            print(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    B.write_json(args.json, data)
+    return 0
+
+
+def scaling(
+    work: Path,
+    sizes: list[int],
+    reps: int,
+    so: bytes,
+    foreign: str,
+    heal: Callable[[Path], int],
+    check: Callable[[Path], int],
+    data: dict[str, Any],
+) -> None:
+    """heal and check at several sizes; rep-major, the order of the sizes rotated each repetition."""
+    scale: dict[int, dict[str, list[int]]] = {m: {"heal": [], "check": []} for m in sizes}
+    for rep in range(reps):
+        for m in sizes[rep % len(sizes) :] + sizes[: rep % len(sizes)]:
+            site = work / f"scale-{m}"
+            build_site(site, m, so, foreign)
+            scale[m]["heal"].append(heal(site))
+            scale[m]["check"].append(check(site))
+            if count_links(site) != m * FILES_PER_DIST:
+                sys.exit(f"{site}: wrong number of symlinks")
+            shutil.rmtree(site)
+    out: dict[str, Any] = {
+        str(m): {"ns": v, "summary": {k: B.summary(x) for k, x in v.items()}} for m, v in scale.items()
+    }
+    data["scaling"] = out
+    print(f"\n## Scaling ({FILES_PER_DIST} extension files per distribution, {reps} fresh trees each)\n")
+    rows = []
+    for m in sizes:
+        h, c = B.summary(scale[m]["heal"]), B.summary(scale[m]["check"])
+        rows.append(
+            [f"{m:,}", B.med_iqr(h), f"{h['median'] / m / 1000:.0f}", B.med_iqr(c), f"{c['median'] / m / 1000:.0f}"]
+        )
+    print(B.table(["distributions", "heal (ms)", "heal µs/dist", "check (ms)", "check µs/dist"], rows))
+    if len(sizes) > 1:
+        print()
+        for what in ("heal", "check"):
+            b0, b1 = fit([(m, statistics.median(scale[m][what])) for m in sizes])
+            out[f"{what}_fit"] = {"fixed_ns": b0, "per_dist_ns": b1}
+            print(f"- {what}: least-squares line {b0 / 1e6:.0f} ms + {b1 / 1e3:.0f} µs per distribution")
+
+
+def _met(s: dict[str, float], target_s: float) -> str:
+    return "yes" if s["median"] <= target_s * 1e9 else "**no**"
+
+
+def _fs_type(path: Path) -> str:
+    best, kind = "", "?"
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if str(path).startswith(parts[1]) and len(parts[1]) > len(best):
+                    best, kind = parts[1], parts[2]
+    except OSError:
+        pass
+    return kind
+
+
+def profile(work: Path, so: bytes, foreign: str, n: int, env: dict[str, str]) -> None:
+    """Where the time of one heal and one check goes (cProfile, in the child)."""
+    import pstats
+
+    site = work / "profile"
+    build_site(site, n, so, foreign)
+    for command in ("heal", "check"):
+        out = work / f"{command}.prof"
+        B.timed([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "soabi_shim", command, "-q", str(site)], env)
+        print(f"\n## cProfile of `{command}` ({n:,} distributions), top 15 by internal time\n\n```text")
+        sys.stdout.flush()
+        pstats.Stats(str(out), stream=sys.stdout).sort_stats("tottime").print_stats(15)
+        print("```")
+    shutil.rmtree(site)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""What soabi-shim's start-up hook costs every interpreter start.
+
+For each interpreter, two venvs are made (``python -m venv --without-pip``)
+and the same pure-Python dependency set is installed into both from wheels
+(installer, packaging, pluggy); the soabi-shim wheel built from this checkout
+is installed with ``--no-deps`` into one of them only.  The venvs then differ
+in nothing but soabi-shim, its ``soabi_shim-startup.pth`` included.
+
+(a) the running interpreter (glibc CPython on a glibc host), ``python -c pass``:
+    with ``.pyc`` files present (``compileall``), and with
+    ``PYTHONDONTWRITEBYTECODE=1`` and every ``__pycache__`` of both venvs
+    deleted.  On glibc the hook stops after ``confstr``.
+(b) the musl-linked CPythons of ``tests/e2e/build_musl_python.py`` (musl311,
+    native, says ``-musl``; gnu311, cross-built style, says ``-gnu``), same
+    two variants, *when nothing changed*: the shim venv's python is run once
+    first so its hook heals and writes the stamp, and the stamp is verified to
+    match the site directory's mtime before (and after) measuring.  The hook
+    then does a ``stat`` and a read.
+(c) gnu311: the first ``python -c pass`` after N new distributions (N = 1, 10,
+    100) were installed, each with one copy of the real markupsafe cp311
+    musllinux wheel's ``_speedups.cpython-311-x86_64-linux-musl.so`` (installed
+    by writing the files, dist-info and RECORD directly, then ``sync``), so this
+    start heals them; against the next start, when nothing changed.  Between
+    repetitions the N distributions are removed and the stamp renewed.
+
+Every start is a new process (``posix_spawn``, output to ``/dev/null``), timed
+from the parent.  (a) and (b) are paired and interleaved (AB, BA, ...): median
+of each, ratio of medians (with-shim / without) and its 95% bootstrap interval.
+Target: ratio <= 1.01.
+
+    python benchmarks/bench_startup.py [--quick] [--json FILE] [--parts a,b,c]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import zipfile
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _bench as B
+
+TARGET = 1.01
+HEAL_NS = (1, 10, 100)
+
+
+def make_pair(base: str, work: Path, tag: str, deps: list[Path], shim: Path) -> tuple[B.Venv, B.Venv]:
+    plain = B.Venv(base, work / f"{tag}-plain")
+    with_shim = B.Venv(base, work / f"{tag}-shim")
+    plain.install(*deps)
+    with_shim.install(*deps)
+    with_shim.install(shim)
+    return plain, with_shim
+
+
+def ensure_stamp(v: B.Venv, env: dict[str, str]) -> None:
+    """Run the venv's python until its hook has healed and the stamp is current."""
+    for _ in range(3):
+        if v.stamp_current():
+            return
+        B.timed([v.python, "-c", "pass"], env)
+    sys.exit(f"{v.site}: the stamp {v.stamp()!r} does not match the site mtime {os.stat(v.site).st_mtime_ns}")
+
+
+def startup_variants(
+    label: str, plain: B.Venv, shim: B.Venv, pairs: int, musl: bool, results: dict[str, Any]
+) -> list[list[str]]:
+    rows = []
+    for variant in ("pyc", "no-pyc"):
+        if variant == "pyc":
+            env = B.clean_env()
+            plain.compile_all()
+            shim.compile_all()
+        else:
+            env = B.clean_env(PYTHONDONTWRITEBYTECODE="1")
+            plain.drop_pycache()
+            shim.drop_pycache()
+        if musl:
+            ensure_stamp(shim, env)
+            stamp = shim.stamp()
+        a, b = B.interleave(
+            pairs,
+            partial(B.timed, [plain.python, "-c", "pass"], env),
+            partial(B.timed, [shim.python, "-c", "pass"], env),
+            warmup=10,
+        )
+        if musl and (not shim.stamp_current() or shim.stamp() != stamp):
+            sys.exit(f"{shim.site}: the stamp changed while measuring")
+        c = B.compare(a, b)
+        results[f"{label}/{variant}"] = {"ns_without": a, "ns_with": b, **c}
+        what = ".pyc present" if variant == "pyc" else "PYTHONDONTWRITEBYTECODE=1, no `__pycache__`"
+        lo, hi = c["ratio_ci95"]
+        rows.append(
+            [
+                label,
+                what,
+                B.med_iqr(c["a"]),
+                B.med_iqr(c["b"]),
+                f"{c['ratio']:.4f}",
+                f"{lo:.4f} to {hi:.4f}",
+                "yes" if c["ratio"] <= TARGET else "**no**",
+            ]
+        )
+        print(f"  {label}, {what}: ratio {c['ratio']:.4f}", file=sys.stderr)
+    return rows
+
+
+def speedups_so(work: Path) -> tuple[bytes, str]:
+    """The ELF of markupsafe's extension from the real cp311 musllinux wheel, and its file name."""
+    with zipfile.ZipFile(B.musllinux_wheel(work)) as z:
+        (name,) = [n for n in z.namelist() if n.startswith("markupsafe/_speedups.") and n.endswith(".so")]
+        return z.read(name), name.rsplit("/", 1)[1]
+
+
+def heal_cost(shim: B.Venv, work: Path, reps: int, results: dict[str, Any]) -> list[list[str]]:
+    so, so_name = speedups_so(work)
+    suffix = so_name[len("_speedups") :]
+    native = B.libc_twin(suffix)
+    env = B.clean_env()
+    shim.compile_all()
+    ensure_stamp(shim, env)
+    argv = [shim.python, "-c", "pass"]
+    for _ in range(10):
+        B.timed(argv, env)
+    rows = []
+    for n in HEAL_NS:
+        first: list[int] = []
+        normal: list[int] = []
+        for _ in range(reps):
+            infos = [
+                B.write_dist(shim.site, f"heal_bench_{i:03d}", "1.0", {f"heal_bench_{i:03d}/_speedups{suffix}": so})
+                for i in range(n)
+            ]
+            os.sync()
+            first.append(B.timed(argv, env))
+            made = sum((shim.site / f"heal_bench_{i:03d}" / f"_speedups{native}").is_symlink() for i in range(n))
+            if made != n or not shim.stamp_current():
+                sys.exit(f"{shim.site}: the first start made {made} of {n} aliases; stamp {shim.stamp()!r}")
+            normal.append(B.timed(argv, env))
+            for info in infos:
+                B.remove_dist(shim.site, info)
+            ensure_stamp(shim, env)
+        c = B.compare(normal, first)
+        results[f"heal/{n}"] = {"ns_normal": normal, "ns_first": first, **c}
+        diff = c["b"]["median"] - c["a"]["median"]
+        rows.append(
+            [
+                str(n),
+                B.med_iqr(c["b"]),
+                B.med_iqr(c["a"]),
+                B.ms(diff),
+                B.ms(diff / n),
+                f"{c['ratio']:.2f}",
+            ]
+        )
+        print(f"  heal at start, N={n}: +{B.ms(diff)} ms", file=sys.stderr)
+    return rows
+
+
+PTH_VARIANTS = {
+    "no `.pth`": None,
+    "an empty `.pth`": "",
+    "`import os, sys`": "import os, sys\n",
+}
+MARK = "import time, sys; sys.__dict__.setdefault('_bench_t', []).append(time.perf_counter_ns())\n"
+
+
+def pth_anatomy(work: Path, shim: Path, pairs: int, results: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
+    """What one ``.pth`` line costs here: venvs differing only in one ``x.pth``, round robin."""
+    with zipfile.ZipFile(shim) as z:
+        line = z.read("soabi_shim-startup.pth").decode()
+    variants = {**PTH_VARIANTS, "soabi-shim's line": line}
+    pythons = {}
+    for i, (label, content) in enumerate(variants.items()):
+        v = B.Venv(sys.executable, work / f"pth-{i}")
+        if content is not None:
+            (v.site / "x.pth").write_text(content)
+        pythons[label] = v
+    env = B.clean_env()
+    times: dict[str, list[int]] = {k: [] for k in variants}
+    labels = list(variants)
+    for i in range(pairs + 10):
+        for label in labels if i % 2 == 0 else labels[::-1]:
+            t = B.timed([pythons[label].python, "-c", "pass"], env)
+            if i >= 10:
+                times[label].append(t)
+    rows = []
+    for label in labels:
+        c = B.compare(times["no `.pth`"], times[label])
+        results[f"pth/{label}"] = {"ns": times[label], **c}
+        lo, hi = c["ratio_ci95"]
+        rows.append([label, B.med_iqr(c["b"]), f"{c['ratio']:.4f}", f"{lo:.4f} to {hi:.4f}"])
+    # In-process: the time site spends on the line, each of the two passes of a venv.
+    inner = []
+    for label in ("`import os, sys`", "soabi-shim's line"):
+        v = pythons[label]
+        (v.site / "x.pth").write_text(MARK + str(variants[label]) + MARK)
+        firsts, seconds = [], []
+        for _ in range(100):
+            out = B.run([v.python, "-c", "import sys; t = sys._bench_t; print(t[1] - t[0], t[3] - t[2])"], env)
+            first, second = out.stdout.split()
+            firsts.append(int(first))
+            seconds.append(int(second))
+        results[f"pth-passes/{label}"] = {"first": firsts, "second": seconds}
+        inner.append([label, B.med_iqr(B.summary(firsts), B.us), B.med_iqr(B.summary(seconds), B.us)])
+    return rows, inner
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="50 pairs and 5 heal repetitions, for a quick look")
+    ap.add_argument("--json", metavar="FILE", help="write the raw numbers (ns) as JSON")
+    ap.add_argument("--pairs", type=int, help="interleaved pairs per comparison (300; --quick 50)")
+    ap.add_argument("--heal-reps", type=int, help="repetitions of each heal-at-start measurement (20; --quick 5)")
+    ap.add_argument("--parts", default="a,b,c,d", help="which parts to run: a, b, c, d (default all)")
+    ap.add_argument("--workdir", help="where to make the venvs (default: a new directory in $TMPDIR)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    pairs = args.pairs or (50 if args.quick else 300)
+    heal_reps = args.heal_reps or (5 if args.quick else 20)
+    parts = set(args.parts.split(","))
+
+    info = B.machine()
+    work = B.workdir(args.workdir, "soabi-shim-bench-startup-")
+    musl = {f: B.find_interpreter(f) for f in ("musl311", "gnu311")}
+    for flavour, exe in musl.items():
+        info[f"python_{flavour}"] = B.python_version(str(exe)) if exe else None
+    print(B.header("soabi-shim: interpreter start-up", info, sys.argv))
+    for flavour, exe in musl.items():
+        print(f"- {flavour}: {exe} ({info[f'python_{flavour}']})" if exe else f"- {flavour}: not built, skipped")
+    print(f"- {pairs} interleaved pairs per row; times in ms: median (interquartile range)\n")
+    results: dict[str, Any] = {}
+    data: dict[str, Any] = {"machine": info, "pairs": pairs, "results": results}
+    try:
+        shim = B.build_shim_wheel(work / "wheel")
+        deps = B.dependency_wheels(work)
+        rows = []
+        if "a" in parts:
+            plain, with_shim = make_pair(sys.executable, work, "host", deps, shim)
+            rows += startup_variants(
+                f"glibc {info['python'].split()[0]} (host)", plain, with_shim, pairs, False, results
+            )
+        gnu_shim = None
+        if "b" in parts:
+            for flavour, exe in musl.items():
+                if exe is None:
+                    continue
+                plain, with_shim = make_pair(str(exe), work, flavour, deps, shim)
+                rows += startup_variants(flavour, plain, with_shim, pairs, True, results)
+                if flavour == "gnu311":
+                    gnu_shim = with_shim
+        if rows:
+            print("## `python -c pass`, without and with soabi-shim installed\n")
+            headers = ["interpreter", "variant", "without (ms)", "with (ms)", "ratio", "95% interval", "≤ 1.01"]
+            print(B.table(headers, rows))
+        if "c" in parts and musl["gnu311"] is not None:
+            if gnu_shim is None:
+                _, gnu_shim = make_pair(str(musl["gnu311"]), work, "gnu311", deps, shim)
+            rows = heal_cost(gnu_shim, work, heal_reps, results)
+            print(f"\n## gnu311: first start after installing N distributions that need an alias ({heal_reps} each)\n")
+            headers = ["N", "first start (ms)", "next start (ms)", "difference (ms)", "per distribution (ms)", "ratio"]
+            print(B.table(headers, rows))
+        if "d" in parts:
+            rows, inner = pth_anatomy(work, shim, pairs, results)
+            print(f"\n## (d) What a `.pth` line costs (host venvs differing only in one `x.pth`, {pairs} rounds)\n")
+            print(B.table(["`x.pth` holds", "`python -c pass` (ms)", "ratio to no `.pth`", "95% interval"], rows))
+            print("\nTime site spends on the line (µs), between marker lines; a venv's `.pth` files are read twice:\n")
+            print(B.table(["`x.pth` holds", "first pass (µs)", "second pass (µs)"], inner))
+    finally:
+        info["loadavg_end"] = os.getloadavg()
+        print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in info['loadavg_end'])}")
+        if args.keep:
+            print(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    B.write_json(args.json, data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
