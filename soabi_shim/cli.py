@@ -87,11 +87,14 @@ def format_report(report: Any, *, quiet: bool = False, verbose: bool = False) ->
         lines.append(f"{'accepts:':<16} {' '.join(facts['extension_suffixes'])}")
         lines.append(f"{'site dirs:':<16} {' '.join(facts['site_dirs']) or '(none)'}")
         hook = facts["startup_hook"]
-        state = (
-            "disabled by SOABI_SHIM_DISABLE"
-            if hook["disabled"]
-            else ("fallback only (SOABI_SHIM_FALLBACK_ONLY)" if hook["fallback_only"] else "enabled")
-        )
+        if hook["disabled"]:
+            state = "disabled by SOABI_SHIM_DISABLE"
+        elif facts["libc"] == "glibc":
+            state = "idle: it does nothing on glibc"
+        elif hook["fallback_only"]:
+            state = "fallback only (SOABI_SHIM_FALLBACK_ONLY)"
+        else:
+            state = "enabled"
         where = ", ".join(hook["pth_files"]) or "not installed in these site dirs"
         lines.append(f"{'startup hook:':<16} {state}; {where}")
         active = "active" if hook["fallback_installed"] else "not active"
