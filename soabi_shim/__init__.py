@@ -10,8 +10,6 @@ The Python API is a thin layer over the one pipeline (:mod:`soabi_shim.pipeline`
 The library never prints; the CLI formats reports.
 """
 
-from __future__ import annotations
-
 # Keep this module free of imports (typing included): the start-up hook
 # imports ``soabi_shim._startup``, which runs this file first.
 TYPE_CHECKING = False
@@ -38,7 +36,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'soabi_shim' has no attribute {name!r}")
@@ -68,13 +66,13 @@ __version__ = "0.1.0"
 
 
 def heal(
-    paths: Optional[Sequence[str]] = None,
+    paths: "Optional[Sequence[str]]" = None,
     *,
     dry_run: bool = False,
     include_unowned: bool = False,
-    python: Optional[str] = None,
-    plugins: Optional[list[object]] = None,
-) -> Report:
+    python: "Optional[str]" = None,
+    plugins: "Optional[list[object]]" = None,
+) -> "Report":
     """Create and record the missing aliases in ``paths`` (default: every site dir)."""
     from .pipeline import run
 
@@ -82,12 +80,12 @@ def heal(
 
 
 def check(
-    paths: Optional[Sequence[str]] = None,
+    paths: "Optional[Sequence[str]]" = None,
     *,
     include_unowned: bool = False,
-    python: Optional[str] = None,
-    plugins: Optional[list[object]] = None,
-) -> Report:
+    python: "Optional[str]" = None,
+    plugins: "Optional[list[object]]" = None,
+) -> "Report":
     """Report what :func:`heal` would do; changes nothing."""
     from .pipeline import run
 
@@ -95,13 +93,13 @@ def check(
 
 
 def undo(
-    paths: Optional[Sequence[str]] = None,
+    paths: "Optional[Sequence[str]]" = None,
     *,
     dry_run: bool = False,
     include_unowned: bool = False,
-    python: Optional[str] = None,
-    plugins: Optional[list[object]] = None,
-) -> Report:
+    python: "Optional[str]" = None,
+    plugins: "Optional[list[object]]" = None,
+) -> "Report":
     """Remove exactly the aliases soabi-shim made, and their RECORD rows."""
     from .pipeline import run
 
@@ -109,8 +107,8 @@ def undo(
 
 
 def doctor(
-    paths: Optional[Sequence[str]] = None, *, python: Optional[str] = None, plugins: Optional[list[object]] = None
-) -> Report:
+    paths: "Optional[Sequence[str]]" = None, *, python: "Optional[str]" = None, plugins: "Optional[list[object]]" = None
+) -> "Report":
     """Facts plus every extension the interpreter cannot load by its name."""
     from .pipeline import run
 

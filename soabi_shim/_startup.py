@@ -32,44 +32,44 @@ FALLBACK_ONLY_ENV = "SOABI_SHIM_FALLBACK_ONLY"
 STAMP_NAME = "_stamp"
 
 #: The single ``import`` line of ``soabi_shim-startup.pth`` is generated from
-#: these two stages (a test keeps the shipped file equal).  Every start pays
-#: for compiling the line, and musl's allocator makes compiling slow, so the
-#: code is split: stage 1 only asks the C library which libc it is (glibc
-#: answers ``confstr(CS_GNU_LIBC_VERSION)``, musl raises EINVAL); stage 2,
-#: compiled on other libcs only, compares the stamp with the site dir's
-#: mtime and imports this module only when they differ.  ``sitedir`` is the
-#: local variable of ``site.addpackage`` naming the ``.pth`` file's directory.
-#: No ``with``/``open``: an unclosed file would warn under ``-X dev``.
+#: this (a test keeps the shipped file equal).  Every start pays for compiling
+#: the line, so on glibc it is one short expression: ``sys.thread_info.version``
+#: is glibc's ``NPTL 2.x`` (read from confstr at start-up; None on musl), and
+#: nothing else runs.  Elsewhere :data:`_STAGE2` compares the stamp with the
+#: site dir's mtime and imports this module only when they differ.
+#: ``sitedir`` is the local variable of ``site.addpackage`` naming the
+#: ``.pth`` file's directory.  No ``with``/``open``: an unclosed file object
+#: would warn under ``-X dev``.
 _STAGE2 = (
-    "if 'soabi_shim._startup' not in sys.modules and not os.environ.get('SOABI_SHIM_DISABLE'):\n"
-    " try:\n"
-    "  f = os.open(os.path.join(sitedir, 'soabi_shim', '_stamp'), os.O_RDONLY); s = os.read(f, 64); os.close(f)\n"
-    " except OSError: s = b''\n"
-    " if s != b'%d 0' % os.stat(sitedir).st_mtime_ns:\n"
-    "  __import__('soabi_shim._startup')._startup.start(sitedir, s.decode('ascii', 'replace'))\n"
+    "try:\n"
+    " if not os.environ.get('SOABI_SHIM_DISABLE'):\n"
+    "  try:\n"
+    "   f = os.open(os.path.join(sitedir, 'soabi_shim', '_stamp'), os.O_RDONLY); s = os.read(f, 64); os.close(f)\n"
+    "  except OSError: s = b''\n"
+    "  if s != b'%d 0' % os.stat(sitedir).st_mtime_ns:\n"
+    "   __import__('soabi_shim._startup')._startup.start(sitedir, s.decode('ascii', 'replace'))\n"
+    "except Exception: pass\n"
 )
-_STAGE1 = (
-    "try: g = os.confstr('CS_GNU_LIBC_VERSION')\n"
-    "except Exception: g = ''\n"
-    "if not g and sys.platform == 'linux':\n"
-    " try: exec(" + repr(_STAGE2) + ")\n"
-    " except Exception: pass\n"
+#: In a venv ``site`` reads site-packages' ``.pth`` files twice (CPython
+#: issue #75723); the ``sys.modules`` marker (a name nothing imports) makes
+#: the second pass stop before compiling anything.
+_MARK = "soabi_shim._pth_seen"
+PTH_LINE = (
+    "import os, sys; sys.thread_info.version or sys.platform != 'linux'"
+    f" or {_MARK!r} in sys.modules or sys.modules.setdefault({_MARK!r}, None) or exec({_STAGE2!r})\n"
 )
-PTH_LINE = "import os, sys; exec(" + repr(_STAGE1) + ")\n"
 START_LINE = "soabi_shim._startup:start\n"
 
 FALLBACK_INSTALLED = False
 
 
 def _on_musl() -> bool:
-    """The running libc is not glibc (answered by the libc itself).
+    """The running libc is not glibc: the test the ``.pth`` line makes.
 
-    glibc answers ``"glibc 2.36"``; musl fails with EINVAL (or answers "").
+    ``sys.thread_info.version`` is glibc's ``confstr(_CS_GNU_LIBPTHREAD_VERSION)``
+    (``"NPTL 2.36"``), read at start-up; musl has no answer (None).
     """
-    try:
-        return not os.confstr("CS_GNU_LIBC_VERSION")
-    except (ValueError, OSError):
-        return True
+    return not sys.thread_info.version
 
 
 def start(sitedir: "str | None" = None, stamp: "str | None" = None) -> None:
