@@ -24,7 +24,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from collections.abc import Sequence
@@ -32,6 +31,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # for tests/extension.py (stdlib only)
+from tests import extension as _tests_extension  # noqa: E402
+
 E2E_CACHE = Path(os.environ.get("SOABI_SHIM_E2E_CACHE", str(Path.home() / ".cache" / "soabi-shim-e2e")))
 
 # --- environment and processes ------------------------------------------------
@@ -247,39 +250,21 @@ def workdir(arg: Optional[str], prefix: str) -> Path:
 
 # --- building things --------------------------------------------------------
 
-EXTENSION_C = r"""
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <string.h>
-static PyObject *add(PyObject *self, PyObject *args) {
-    long a, b;
-    if (!PyArg_ParseTuple(args, "ll", &a, &b)) return NULL;
-    return PyLong_FromLong(a + b);
-}
-static PyObject *libc_strlen(PyObject *self, PyObject *arg) {
-    const char *s = PyUnicode_AsUTF8(arg);
-    if (!s) return NULL;
-    return PyLong_FromSize_t(strlen(s));
-}
-static PyMethodDef methods[] = {
-    {"add", add, METH_VARARGS, "a + b"}, {"strlen", libc_strlen, METH_O, "strlen"}, {NULL, NULL, 0, NULL}
-};
-static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "@NAME@", NULL, -1, methods};
-PyMODINIT_FUNC PyInit_@NAME@(void) { return PyModule_Create(&mod); }
-"""
+
+def finish(info: dict[str, Any], work: Path, *, keep: bool) -> None:
+    """Close a run: the load average at the end, and the work directory kept or removed."""
+    info["loadavg_end"] = os.getloadavg()
+    print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in info['loadavg_end'])}")
+    if keep:
+        print(f"work directory kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def compile_extension(out_dir: Path, name: str, suffix: str) -> Path:
-    """A real extension module ``name + suffix``, compiled with gcc for the running interpreter
-    (the same recipe as ``tests/conftest.py``'s ``compile_extension``)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    src = out_dir / f"{name}.c"
-    src.write_text(EXTENSION_C.replace("@NAME@", name))
-    out = out_dir / f"{name}{suffix}"
-    inc = sysconfig.get_paths()["include"]
-    run(["gcc", "-shared", "-fPIC", "-O1", f"-I{inc}", str(src), "-o", str(out)])
-    src.unlink()
-    return out
+    """A real extension module ``name + suffix``, compiled with gcc for the running
+    interpreter (``tests/extension.py``, shared with the test suite)."""
+    return _tests_extension.compile_extension(out_dir, name, suffix)
 
 
 def libc_twin(suffix: str) -> str:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -164,12 +163,7 @@ def main() -> int:
         ]
         print(B.table(headers, rows))
     finally:
-        info["loadavg_end"] = os.getloadavg()
-        print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in info['loadavg_end'])}")
-        if args.keep:
-            print(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        B.finish(info, work, keep=args.keep)
     B.write_json(args.json, data)
     return 0
 

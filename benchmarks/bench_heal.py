@@ -206,12 +206,7 @@ def main() -> int:
         if args.profile:
             profile(work, so, foreign, n, env)
     finally:
-        info["loadavg_end"] = os.getloadavg()
-        print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in info['loadavg_end'])}")
-        if args.keep:
-            print(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        B.finish(info, work, keep=args.keep)
     B.write_json(args.json, data)
     return 0
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import zipfile
 from functools import partial
@@ -273,12 +272,7 @@ def main() -> int:
             print("\nTime site spends on the line (µs), between marker lines; a venv's `.pth` files are read twice:\n")
             print(B.table(["`x.pth` holds", "first pass (µs)", "second pass (µs)"], inner))
     finally:
-        info["loadavg_end"] = os.getloadavg()
-        print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in info['loadavg_end'])}")
-        if args.keep:
-            print(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        B.finish(info, work, keep=args.keep)
     B.write_json(args.json, data)
     return 0
 
