@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from . import _probe
+from ._startup import DISABLE_ENV, FALLBACK_ONLY_ENV
 from .elf import ElfInfo, libc_of, read_elf
 from .errors import ElfError, InterpreterError, SuffixError
 from .suffixes import ExtSuffix, parse_suffix
 
 __all__ = ["InterpreterFacts", "gather_facts"]
 
-DISABLE_ENV = "SOABI_SHIM_DISABLE"
-FALLBACK_ONLY_ENV = "SOABI_SHIM_FALLBACK_ONLY"
 PTH_NAME = "soabi_shim-startup.pth"
 
 
