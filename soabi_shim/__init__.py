@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 
     from .errors import SoabiShimError, UsageError
     from .facts import InterpreterFacts, gather_facts
-    from .hookspecs import hookimpl
-    from .plan import Verdict
+    from .hookspecs import Verdict, hookimpl
     from .report import Alias, Problem, Report
 
 _LAZY = {
@@ -29,7 +28,7 @@ _LAZY = {
     "InterpreterFacts": "facts",
     "gather_facts": "facts",
     "hookimpl": "hookspecs",
-    "Verdict": "plan",
+    "Verdict": "hookspecs",
     "Alias": "report",
     "Problem": "report",
     "Report": "report",

@@ -18,6 +18,8 @@ Nothing here prints or lets an exception escape into the interpreter.
 import os
 import sys
 
+from ._names import DISABLE_ENV, FALLBACK_ONLY_ENV, PTH_SEEN_MARK
+
 # No typing import at run time: annotations are strings.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,8 +29,7 @@ if TYPE_CHECKING:
     from .elf import ElfInfo
     from .report import Report
 
-DISABLE_ENV = "SOABI_SHIM_DISABLE"
-FALLBACK_ONLY_ENV = "SOABI_SHIM_FALLBACK_ONLY"
+
 STAMP_NAME = "_stamp"
 
 #: The single ``import`` line of ``soabi_shim-startup.pth`` is generated from
@@ -53,7 +54,7 @@ _STAGE2 = (
 #: In a venv ``site`` reads site-packages' ``.pth`` files twice (CPython
 #: issue #75723); the ``sys.modules`` marker (a name nothing imports) makes
 #: the second pass stop before compiling anything.
-_MARK = "soabi_shim._pth_seen"
+_MARK = PTH_SEEN_MARK
 PTH_LINE = (
     "import os, sys; sys.thread_info.version or sys.platform != 'linux'"
     f" or {_MARK!r} in sys.modules or sys.modules.setdefault({_MARK!r}, None) or exec({_STAGE2!r})\n"

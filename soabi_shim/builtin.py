@@ -8,8 +8,8 @@ from typing import Optional
 from .elf import read_elf, refusal
 from .errors import ElfError
 from .facts import InterpreterFacts
-from .hookspecs import hookimpl
-from .plan import Candidate, Verdict, inside
+from .hookspecs import Verdict, hookimpl
+from .plan import Candidate, inside
 from .suffixes import ExtSuffix, twin_suffixes
 
 

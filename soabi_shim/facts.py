@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from . import _probe
-from ._startup import DISABLE_ENV, FALLBACK_ONLY_ENV
+from ._names import DISABLE_ENV, FALLBACK_ONLY_ENV
 from .elf import ElfInfo, libc_of, read_elf
 from .errors import ElfError, InterpreterError, SuffixError
 from .suffixes import ExtSuffix, parse_suffix

@@ -14,15 +14,33 @@ the run or the interpreter's start-up.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 import pluggy
 
 if TYPE_CHECKING:
     from .facts import InterpreterFacts
-    from .plan import Candidate, Verdict
     from .report import Report
+    from .scan import Candidate
     from .suffixes import ExtSuffix
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A plugin's opinion on one candidate."""
+
+    ok: bool
+    reason: str
+
+    @classmethod
+    def refuse(cls, reason: str) -> Verdict:
+        return cls(False, reason)
+
+    @classmethod
+    def approve(cls, reason: str) -> Verdict:
+        return cls(True, reason)
+
 
 hookspec = pluggy.HookspecMarker("soabi_shim")
 hookimpl = pluggy.HookimplMarker("soabi_shim")

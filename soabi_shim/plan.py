@@ -10,26 +10,11 @@ import stat
 from dataclasses import dataclass, field
 
 from .facts import InterpreterFacts
+from .hookspecs import Verdict
 from .plugins import PluginHost
 from .scan import Candidate, SiteScan, link_kind
 
 __all__ = ["Candidate", "Decision", "Plan", "Verdict", "build_twin_map", "decide", "inside", "make_plan"]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A plugin's opinion on one candidate."""
-
-    ok: bool
-    reason: str
-
-    @classmethod
-    def refuse(cls, reason: str) -> Verdict:
-        return cls(False, reason)
-
-    @classmethod
-    def approve(cls, reason: str) -> Verdict:
-        return cls(True, reason)
 
 
 @dataclass(frozen=True)

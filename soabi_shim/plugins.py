@@ -8,10 +8,9 @@ from typing import Any, Optional
 import pluggy
 
 from . import hookspecs
+from ._names import ENTRY_POINT_GROUP
 
 __all__ = ["PluginHost", "get_plugin_host"]
-
-ENTRY_POINT_GROUP = "soabi_shim"
 
 
 class PluginHost:
