@@ -360,7 +360,7 @@ def musllinux_wheel(work: Path, dist: str = "markupsafe", version: str = "3.11")
 
 
 def find_interpreter(flavour: str) -> Optional[Path]:
-    """A musl-linked CPython built by ``tests/e2e/build_musl_python.py --flavour FLAVOUR``, if cached."""
+    """A musl-linked CPython built by ``tools/build_musl_python.py --flavour FLAVOUR``, if cached."""
     for d in sorted(E2E_CACHE.glob(f"cpython-{flavour}-*")):
         if (d / ".complete").exists():
             for exe in sorted((d / "bin").glob("python3.*")):

@@ -2,7 +2,7 @@
 """What an import served by the import fallback costs, against a native import.
 
 Two otherwise identical venvs of the gnu311 interpreter (a musl-linked CPython
-3.11 that says ``-gnu``, built by ``tests/e2e/build_musl_python.py``), each
+3.11 that says ``-gnu``, built by ``tools/build_musl_python.py``), each
 with soabi-shim (wheel of this checkout), its dependencies and the real
 markupsafe cp311 musllinux wheel, whose extension is named
 ``_speedups.cpython-311-x86_64-linux-musl.so``:
@@ -96,7 +96,7 @@ def main() -> int:
     info = B.machine()
     exe = B.find_interpreter("gnu311")
     if exe is None:
-        sys.exit("gnu311 is not built: python tests/e2e/build_musl_python.py --flavour gnu311")
+        sys.exit("gnu311 is not built: python tools/build_musl_python.py --flavour gnu311")
     info["python_gnu311"] = B.python_version(str(exe))
     work = B.workdir(args.workdir, "soabi-shim-bench-fallback-")
     print(B.header("soabi-shim: the import fallback", info, sys.argv))

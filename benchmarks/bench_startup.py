@@ -11,7 +11,7 @@ in nothing but soabi-shim, its ``soabi_shim-startup.pth`` included.
     with ``.pyc`` files present (``compileall``), and with
     ``PYTHONDONTWRITEBYTECODE=1`` and every ``__pycache__`` of both venvs
     deleted.  On glibc the hook stops after ``confstr``.
-(b) the musl-linked CPythons of ``tests/e2e/build_musl_python.py`` (musl311,
+(b) the musl-linked CPythons of ``tools/build_musl_python.py`` (musl311,
     native, says ``-musl``; gnu311, cross-built style, says ``-gnu``), same
     two variants, *when nothing changed*: the shim venv's python is run once
     first so its hook heals and writes the stamp, and the stamp is verified to

@@ -87,10 +87,9 @@ def decide(c: Candidate, facts: InterpreterFacts, host: PluginHost, record_paths
         return Decision(c, action, reason, recorded)
     if not os.path.lexists(c.path):
         return Decision(c, "refuse", "listed in RECORD but missing on disk", recorded)
-    verdicts = host.call("soabi_shim_check_candidate", candidate=c, facts=facts)
-    vetoes = [v.reason for v in verdicts if isinstance(v, Verdict) and not v.ok]
-    if vetoes:
-        return Decision(c, "refuse", "; ".join(vetoes), recorded)
+    refusal = host.check(c, facts)
+    if refusal is not None:
+        return Decision(c, "refuse", refusal, recorded)
     return Decision(c, "create", "", recorded)
 
 

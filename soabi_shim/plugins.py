@@ -40,6 +40,41 @@ class PluginHost:
                 results.append(result)
         return results
 
+    def check(self, candidate: Any, facts: Any) -> Optional[str]:
+        """Fail closed: None if every check passed, else the refusal reason.
+
+        The built-in rules run first, outside :meth:`call`: any exception
+        from them (``MemoryError`` included) refuses the candidate.  A
+        plugin that raises (anything but ``KeyboardInterrupt``) refuses it
+        too; its veto is a refusal whatever the other plugins say.
+        """
+        from . import builtin
+        from .hookspecs import Verdict
+
+        try:
+            verdict = builtin.soabi_shim_check_candidate(candidate=candidate, facts=facts)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            return f"the built-in check failed: {type(exc).__name__}: {exc}"
+        if verdict is not None and not verdict.ok:
+            return verdict.reason
+        reasons: list[str] = []
+        caller = self.manager.hook.soabi_shim_check_candidate
+        for impl in reversed(caller.get_hookimpls()):
+            if impl.plugin is builtin:
+                continue
+            try:
+                result = impl.function(*[{"candidate": candidate, "facts": facts}[n] for n in impl.argnames])
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                reasons.append(f"plugin {impl.plugin_name!r} raised {type(exc).__name__}: {exc}")
+                continue
+            if isinstance(result, Verdict) and not result.ok:
+                reasons.append(result.reason)
+        return "; ".join(reasons) or None
+
 
 def _load_entry_points(manager: pluggy.PluginManager, failures: list[tuple[str, str]]) -> None:
     if sys.version_info >= (3, 10):

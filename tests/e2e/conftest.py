@@ -19,8 +19,8 @@ from typing import Optional
 import pytest
 
 from tests.conftest import AS_NOBODY, ROOT
-from tests.e2e import build_musl_python as builder
 from tests.e2e.wheels import IMPORTS, download_wheels
+from tools import build_musl_python as builder
 
 pytestmark = pytest.mark.e2e
 

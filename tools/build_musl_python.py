@@ -4,8 +4,8 @@
 Stdlib only, Python 3.9+.  Used by the end-to-end tests of soabi-shim and
 runnable by hand::
 
-    python tests/e2e/build_musl_python.py --flavour musl311 [--cache DIR]
-    python tests/e2e/build_musl_python.py --all
+    python tools/build_musl_python.py --flavour musl311 [--cache DIR]
+    python tools/build_musl_python.py --all
 
 Everything comes from the host's own Debian archive (upstream ``.orig`` tarballs of Debian
 source packages, never Debian's patches):
@@ -85,7 +85,7 @@ def _archive_uri() -> str:
 
 def _sources_content() -> str:
     return (
-        "# Added by soabi-shim tests/e2e/build_musl_python.py: source packages used to\n"
+        "# Added by soabi-shim tools/build_musl_python.py: source packages used to\n"
         "# build musl-linked test interpreters.\n"
         "Types: deb-src\n"
         f"URIs: {_archive_uri()}\n"
