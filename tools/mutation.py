@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Mutation testing of soabi-shim's core modules with mutmut, scored per module.
+
+Stdlib only (mutmut itself must be installed: ``pip install mutmut``)::
+
+    python tools/mutation.py                      # every module in MODULES
+    python tools/mutation.py --modules record,elf # some of them
+    python tools/mutation.py --changed            # only modules changed since the scores were recorded
+    python tools/mutation.py --record             # also write the scores to tools/mutation-scores.json
+
+The tracked files of this checkout (plus uncommitted changes) are copied to a
+scratch directory, so the work tree is never touched.  mutmut mutates only
+the chosen modules, runs the unit and in-process integration tests that
+cover each mutated function, and this script prints one line per module:
+killed / total and the score.  A mutant counts as killed when a test failed
+or timed out; "no tests" counts as survived.  The exit status is 1 when any
+module scores below ``--min-score`` (0.90 by default), 0 otherwise.
+
+``--changed`` compares each module's SHA-256 with the one recorded in
+``tools/mutation-scores.json``: CI runs only those, so a change that weakens
+the tests of a module fails CI, while unchanged modules cost nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCORES = ROOT / "tools" / "mutation-scores.json"
+TABLE = ROOT / "docs" / "mutation-scores.md"
+#: The modules whose tests must kill mutants (issue 10): the engine and the
+#: start-up hook.  Paths relative to the checkout.
+MODULES = [
+    "soabi_shim/record.py",
+    "soabi_shim/sitefs.py",
+    "soabi_shim/apply.py",
+    "soabi_shim/plan.py",
+    "soabi_shim/scan.py",
+    "soabi_shim/suffixes.py",
+    "soabi_shim/elf.py",
+    "soabi_shim/_startup.py",
+]
+TESTS = ["tests/unit", "tests/integration"]
+KILLED = {"killed", "timeout", "segfault", "suspicious"}
+COUNTED = KILLED | {"survived", "no tests"}
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _tracked_files() -> list[str]:
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout
+    return [p for p in out.decode().split("\0") if p]
+
+
+def _copy_checkout(dest: Path) -> None:
+    for rel in _tracked_files():
+        src = ROOT / rel
+        if src.is_file():
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+
+
+def _config(modules: list[str], package_files: list[str]) -> str:
+    skip = [f for f in package_files if f not in modules]
+    return (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["soabi_shim/"]\n'
+        f"do_not_mutate = {json.dumps(skip)}\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(TESTS)}\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+        'also_copy = ["tests", "hook", "tools"]\n'
+    )
+
+
+def _results(workdir: Path) -> dict[str, dict[str, int]]:
+    out = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"],
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    per_module: dict[str, dict[str, int]] = {}
+    for line in out.splitlines():
+        name, sep, status = line.strip().rpartition(": ")
+        if not sep or "__mutmut_" not in name:
+            continue
+        # soabi_shim.record.x_func__mutmut_3 / soabi_shim.record.x\u01c1Class\u01c1meth__mutmut_3
+        module = ".".join(name.split(".")[:2])
+        counts = per_module.setdefault(module, {"killed": 0, "total": 0})
+        if status in COUNTED:
+            counts["total"] += 1
+            counts["killed"] += status in KILLED
+    return per_module
+
+
+def run(modules: list[str], jobs: int) -> dict[str, dict[str, int]]:
+    with tempfile.TemporaryDirectory(prefix="soabi-shim-mutation-") as tmp:
+        work = Path(tmp)
+        _copy_checkout(work)
+        package_files = sorted(
+            str(p.relative_to(work)) for p in (work / "soabi_shim").rglob("*.py")
+        )
+        with open(work / "pyproject.toml", "a", encoding="utf-8") as f:
+            f.write(_config(modules, package_files))
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        env.pop("SOABI_SHIM_REQUIRE_E2E", None)
+        proc = subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)],
+            cwd=work,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stderr[-4000:])
+            raise SystemExit(f"mutmut run failed with exit status {proc.returncode}")
+        return _results(work)
+
+
+def _table(recorded: dict[str, dict[str, object]]) -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    lines = [
+        f"Recorded by `python tools/mutation.py --record` at commit `{commit.stdout.strip() or '?'}`"
+        " (plus the working tree's changes to the modules listed).",
+        "",
+        "| module | killed | mutants | score |",
+        "|---|---:|---:|---:|",
+    ]
+    for m in sorted(recorded):
+        r = recorded[m]
+        lines.append(f"| `{m}` | {r['killed']} | {r['total']} | {float(str(r['score'])):.1%} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--modules", help="comma-separated module names (record,elf,...); default: all of MODULES")
+    ap.add_argument("--changed", action="store_true", help="only modules whose source changed since --record")
+    ap.add_argument("--record", action="store_true", help=f"write the scores to {SCORES.relative_to(ROOT)}")
+    ap.add_argument("--min-score", type=float, default=0.90, help="fail below this share of killed mutants")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutmut worker processes")
+    args = ap.parse_args(argv)
+
+    modules = [m for m in MODULES if (ROOT / m).is_file()]
+    if args.modules:
+        wanted = {f"soabi_shim/{m.strip().removesuffix('.py')}.py" for m in args.modules.split(",")}
+        unknown = wanted - set(modules)
+        if unknown:
+            ap.error(f"not a mutation-tested module: {', '.join(sorted(unknown))}")
+        modules = [m for m in modules if m in wanted]
+    recorded: dict[str, dict[str, object]] = json.loads(SCORES.read_text()) if SCORES.is_file() else {}
+    if args.changed:
+        modules = [m for m in modules if recorded.get(m, {}).get("sha256") != _sha(ROOT / m)]
+        if not modules:
+            print("mutation: no mutation-tested module changed since the recorded scores")
+            return 0
+    print(f"mutation: mutmut over {', '.join(modules)}", flush=True)
+    results = run(modules, args.jobs)
+    failed = False
+    for m in modules:
+        dotted = m.removesuffix(".py").replace("/", ".")
+        counts = results.get(dotted, {"killed": 0, "total": 0})
+        score = counts["killed"] / counts["total"] if counts["total"] else 1.0
+        low = score < args.min_score
+        failed |= low
+        below = f"  BELOW {args.min_score:.0%}" if low else ""
+        print(f"mutation: {m}: {counts['killed']}/{counts['total']} killed, score {score:.1%}{below}")
+        recorded[m] = {"sha256": _sha(ROOT / m), **counts, "score": round(score, 4)}
+    if args.record:
+        SCORES.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
+        TABLE.write_text(_table(recorded))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
