@@ -279,10 +279,17 @@ def _sysconfig(root: str, inside_exe: str, real_exe: str) -> tuple[str, dict[str
     return libname, matching[0][1], dirs
 
 
-def _micro_version(paths: list[str], major_minor: str) -> int:
-    """The micro version, as the ``PY_VERSION`` string in the binary says (bounded)."""
-    pattern = re.compile(rb"\x00" + re.escape(major_minor.encode()) + rb"\.(\d{1,3})(?:[abrc+]\w*)?\x00")
-    for path in paths:
+def _micro_version(root: str, prefix: str, libname: str, binaries: list[str], major_minor: str) -> int:
+    """The micro version: ``PY_VERSION`` in ``patchlevel.h`` when the image
+    has the headers, else the string in the binary (bounded reads); 0 if
+    neither says (it never decides anything: aliases never cross X.Y)."""
+    header = resolve_in_root(root, f"{prefix}/include/{libname}/patchlevel.h")
+    patterns = [
+        (header, re.compile(rb'#define\s+PY_VERSION\s+"' + re.escape(major_minor.encode()) + rb"\.(\d{1,3})")),
+    ]
+    in_binary = re.compile(rb"\x00" + re.escape(major_minor.encode()) + rb"\.(\d{1,3})(?:[abrc+]\w*)?\x00")
+    patterns += [(path, in_binary) for path in binaries]
+    for path, pattern in patterns:
         try:
             data = _read_regular(path, MAX_VERSION_SCAN)
         except (OSError, UsageError):
@@ -349,9 +356,9 @@ def image_facts(root: str, python: Optional[str] = None) -> InterpreterFacts:
             if family is not None:
                 evidence = f"{_inside(root, lib)}: {evidence}"
                 break
-    micro = _micro_version([real_exe, *libpython], version_text)
     inside_bin = os.path.dirname(_inside(root, real_exe))
     prefix = os.path.dirname(inside_bin) if os.path.basename(inside_bin) == "bin" else "/usr"
+    micro = _micro_version(root, prefix, libname, [real_exe, *libpython], version_text)
     sites = _site_dirs(root, libname, prefix)
     return InterpreterFacts(
         implementation=_implementation(vars.get("SOABI")),
