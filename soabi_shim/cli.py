@@ -255,22 +255,16 @@ def _no_dist_info(paths: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def _pipeline_report(args: argparse.Namespace) -> Any:
-    from .pipeline import run
+    from . import _run as run_command
 
-    include_unowned = args.include_unowned or args.command == "check"
-    dry_run = getattr(args, "dry_run", False)
-    if args.root is None:
-        paths = args.paths or None
-        return run(args.command, paths, dry_run=dry_run, include_unowned=include_unowned, python=args.python)
-    from .image import image_facts, resolve_in_root
-    from .plugins import get_plugin_host
-
-    facts = image_facts(args.root, args.python)
-    paths = [resolve_in_root(facts.root or args.root, p) for p in args.paths] if args.paths else None
-    # No third-party plugin under --root: its code would be the build host's
-    # or the image's, neither of which speaks for the target.
-    host = get_plugin_host(None, entry_points=False)
-    return run(args.command, paths, dry_run=dry_run, include_unowned=include_unowned, facts=facts, host=host)
+    return run_command(
+        args.command,
+        args.paths or None,
+        dry_run=getattr(args, "dry_run", False),
+        include_unowned=args.include_unowned or args.command == "check",
+        python=args.python,
+        root=args.root,
+    )
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
