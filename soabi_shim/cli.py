@@ -31,7 +31,7 @@ HELP_HINT = "see 'soabi-shim --help' (or 'soabi-shim COMMAND --help')"
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own exit is 2 as well
-        raise UsageError(message, self.format_usage().strip())
+        raise UsageError(f"{message}; {HELP_HINT}")
 
 
 def _add_common(p: argparse.ArgumentParser, *, paths: bool = True, dry_run: bool = True) -> None:
@@ -318,7 +318,7 @@ def exit_code_for(exc: BaseException) -> Optional[tuple[int, str]]:
 
 
 def _report_error(code: int, message: str, exc: BaseException, as_json: bool, out: TextIO, err: TextIO) -> None:
-    if isinstance(exc, UsageError) and len(exc.args) > 1:  # from argparse: its usage line, then a hint
+    if isinstance(exc, UsageError) and len(exc.args) > 1:  # no command: the usage line, then a hint
         err.write(f"{exc.args[1]}\n")
         message = f"{message}; {HELP_HINT}"
     err.write(f"ERROR {message}\n")

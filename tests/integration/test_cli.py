@@ -69,10 +69,10 @@ def test_no_command_prints_usage_and_a_help_hint() -> None:
     assert_one_error(err, "no COMMAND", "--help")
 
 
-def test_unknown_option_prints_usage_and_hint() -> None:
+def test_unknown_option_is_one_line_with_a_hint() -> None:
     code, _, err = run("heal", "--frobnicate")
     assert code == 2
-    assert err.startswith("usage: soabi-shim")
+    assert len(err.splitlines()) == 1
     assert_one_error(err, "--frobnicate", "--help")
 
 
