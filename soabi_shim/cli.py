@@ -236,14 +236,16 @@ def format_report(
 
 
 def _no_dist_info(paths: Sequence[str]) -> list[tuple[str, str]]:
-    """Named directories holding no ``*.dist-info``: likely a package directory."""
+    """Named directories that are a package (``__init__.py``) and hold no
+    ``*.dist-info``: a package directory given instead of its site directory.
+    (An empty or loose-files site directory is fine.)"""
     out = []
     for path in paths:
         try:
             names = os.listdir(path)
         except OSError:
             continue
-        if not any(n.endswith(".dist-info") for n in names):
+        if "__init__.py" in names and not any(n.endswith((".dist-info", ".egg-info")) for n in names):
             out.append(
                 (
                     path,
