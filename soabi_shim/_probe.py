@@ -9,6 +9,12 @@ import json
 import os
 import sys
 
+#: Marks the probe's answer: any other output is not an interpreter's facts.
+PROBE_ID = "soabi-shim-probe-1"
+#: ``soabi_shim._names.PTH_SEEN_MARK``, repeated here because this file must
+#: import nothing from soabi-shim (a test checks that the two agree).
+PTH_SEEN_MARK = "soabi_shim._pth_seen"
+
 
 def collect() -> "dict[str, object]":
     import importlib.machinery
@@ -25,7 +31,10 @@ def collect() -> "dict[str, object]":
     except AttributeError:  # virtualenv < 20's site.py
         site_packages = []
     paths = sysconfig.get_paths()
+    startup = sys.modules.get("soabi_shim._startup")
+    fallback = bool(getattr(startup, "FALLBACK_INSTALLED", False))
     return {
+        "probe": PROBE_ID,
         "implementation": sys.implementation.name,
         "version": list(sys.version_info[:3]),
         "executable": sys.executable,
@@ -42,8 +51,10 @@ def collect() -> "dict[str, object]":
         "prefix": sys.prefix,
         "base_prefix": getattr(sys, "base_prefix", sys.prefix),
         "gil_disabled": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-        "startup_hook_loaded": "soabi_shim._startup" in sys.modules,
-        "fallback_installed": bool(getattr(sys.modules.get("soabi_shim._startup"), "FALLBACK_INSTALLED", False)),
+        # The hook ran past its glibc test in this process: the .pth line sets
+        # the marker (musl only); importing soabi_shim._startup does not.
+        "startup_hook_loaded": PTH_SEEN_MARK in sys.modules or fallback,
+        "fallback_installed": fallback,
     }
 
 

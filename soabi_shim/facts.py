@@ -19,7 +19,7 @@ from typing import Any, Optional
 from . import _probe
 from ._names import DISABLE_ENV, FALLBACK_ONLY_ENV
 from .elf import ElfInfo, libc_of, read_elf
-from .errors import ElfError, InterpreterError, SuffixError
+from .errors import ElfError, InterpreterError, SuffixError, UsageError
 from .suffixes import ExtSuffix, parse_suffix
 
 __all__ = ["InterpreterFacts", "gather_facts"]
@@ -45,6 +45,9 @@ class InterpreterFacts:
     site_dirs: tuple[str, ...]
     user_site: Optional[str]
     startup_hook: dict[str, Any] = field(default_factory=dict)
+    #: The target root file system (``--root``) the facts were read from, as
+    #: data; None for an interpreter that was asked (this one or ``--python``).
+    root: Optional[str] = None
 
     @property
     def accepted(self) -> tuple[ExtSuffix, ...]:
@@ -73,29 +76,48 @@ class InterpreterFacts:
             "site_dirs": list(self.site_dirs),
             "user_site": self.user_site,
             "startup_hook": dict(self.startup_hook),
+            "root": self.root,
         }
 
 
+def _not_python(executable: str, why: str) -> UsageError:
+    return UsageError(f"{executable or repr(executable)} is not a Python interpreter ({why})")
+
+
 def _run_probe(executable: str) -> dict[str, Any]:
+    """Run the stdlib-only probe in ``executable``.
+
+    Anything that does not answer with the probe's facts (``/bin/sh``,
+    ``/bin/true``, a missing file, ``""``) is reported as "not a Python
+    interpreter" (:class:`UsageError`, exit code 2).
+    """
+    if not executable.strip():
+        raise _not_python(executable, "empty path")
+    if not os.path.exists(executable):
+        raise UsageError(f"{executable}: no such file (--python names an interpreter)")
+    if os.path.isdir(executable):
+        raise _not_python(executable, "a directory")
     try:
         proc = subprocess.run(
             [executable, "-E", _probe.__file__],
             capture_output=True,
             text=True,
+            errors="replace",
             timeout=60,
             check=False,
+            stdin=subprocess.DEVNULL,
         )
     except OSError as exc:
-        raise InterpreterError(f"cannot run {executable}: {exc.strerror or exc}") from None
+        raise _not_python(executable, f"cannot run it: {exc.strerror or exc}") from None
     except subprocess.TimeoutExpired:
         raise InterpreterError(f"{executable} did not answer within 60 s") from None
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise InterpreterError(f"{executable} failed to report its facts: {last}")
     try:
-        data: dict[str, Any] = json.loads(proc.stdout)
+        data = json.loads(proc.stdout) if proc.returncode == 0 else None
     except ValueError:
-        raise InterpreterError(f"{executable} printed something that is not its facts") from None
+        data = None
+    if not isinstance(data, dict) or data.get("probe") != _probe.PROBE_ID:
+        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}, no facts printed"])[-1]
+        raise _not_python(executable, last[:200])
     return data
 
 

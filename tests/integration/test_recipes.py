@@ -300,3 +300,35 @@ def test_example_plugin(tmp_path: Path, checkout_wheel: Path, demo_wheel: Path) 
         ("heal", ["created"]),
         ("undo", ["removed"]),
     ]
+
+
+# --------------------------------------------------------------------------
+# The README (the package's long description) and the CLI reference
+# --------------------------------------------------------------------------
+
+_MD_LINK_RE = re.compile(r"\]\(([^)\s]+)\)|<(\S+?)>|\bhref=\"([^\"]+)\"")
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    lines = (ROOT / "README.md").read_text().splitlines()
+    block = lines[lines.index("```sh") + 1 : lines.index("```sh") + 3]
+    assert block[0].startswith("pip install . && python -m soabi_shim heal")
+    assert block[1].startswith("pip install -e '.[test]' && python -m pytest")
+
+
+def test_readme_has_no_relative_links() -> None:
+    """PyPI shows the README as the long description: relative links break there."""
+    text = (ROOT / "README.md").read_text()
+    links = [next(g for g in m.groups() if g) for m in _MD_LINK_RE.finditer(text)]
+    assert all(link.startswith("https://") for link in links), links
+
+
+def test_every_environment_variable_is_in_the_cli_reference() -> None:
+    used: set[str] = set()
+    for folder in ("soabi_shim", "tools", "tests", "hook"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.is_file() and path.suffix in (".py", ".pth", ".start", ""):
+                used.update(re.findall(r"SOABI_SHIM_[A-Z0-9_]*[A-Z0-9]", path.read_text(errors="replace")))
+    documented = set(re.findall(r"`(SOABI_SHIM_[A-Z0-9_]+)`", (ROOT / "docs" / "cli.md").read_text()))
+    assert used, "no variables found: the scan is broken"
+    assert used <= documented, sorted(used - documented)
