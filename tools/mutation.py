@@ -125,12 +125,12 @@ def run(modules: list[str], jobs: int) -> dict[str, dict[str, int]]:
             [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)],
             cwd=work,
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
         )
         if proc.returncode != 0:
-            sys.stderr.write(proc.stderr[-4000:])
+            sys.stderr.write(proc.stdout[-6000:])
             raise SystemExit(f"mutmut run failed with exit status {proc.returncode}")
         return _results(work)
 

@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "soabi_shim"
 FLOORS: list[list[str]] = [
     ["errors", "_names", "_twins", "suffixes"],  # leaves: no I/O, no package imports above
     ["elf", "sitefs", "record"],  # the only readers/writers of bytes on disk
-    ["_probe", "image", "facts"],  # interpreter facts: live probe or an image (--root)
+    ["_probe", "facts", "image"],  # interpreter facts: live probe or an image (--root)
     ["report", "scan", "hookspecs", "builtin", "plugins", "plan", "apply"],  # pipeline parts
     ["pipeline"],  # run(): facts -> scan -> plan -> apply -> report
     # entry points, thin shells over the pipeline
