@@ -12,7 +12,7 @@ import itertools
 
 import pytest
 
-from soabi_shim._twins import suffix_twins
+from soabi_shim._twins import twin_suffix_strings
 from soabi_shim.errors import SoabiShimError, SuffixError
 from soabi_shim.suffixes import (
     ARCHITECTURES,
@@ -132,8 +132,8 @@ def _check_twin_invariants(original: ExtSuffix, problems: list[str]) -> None:
     if len(set(twins)) != len(twins):
         problems.append(f"{text}: duplicate twins {twins}")
     strings = [str(t) for t in twins]
-    if suffix_twins(text) != strings:
-        problems.append(f"{text}: suffix_twins {suffix_twins(text)} != twin_suffixes {strings}")
+    if twin_suffix_strings(text) != strings:
+        problems.append(f"{text}: twin_suffix_strings {twin_suffix_strings(text)} != twin_suffixes {strings}")
 
 
 # --------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def test_grid_parse_round_trip_and_fields(arch: str) -> None:
                 problems.append(f"{text}: stable_abi is {parsed.stable_abi}")
             if parse_suffix(str(parsed)) != parsed:
                 problems.append(f"{text}: second parse differs")
-            if libc is None and (twin_suffixes(parsed) != () or suffix_twins(text) != []):
+            if libc is None and (twin_suffixes(parsed) != () or twin_suffix_strings(text) != []):
                 problems.append(f"{text}: a suffix without libc part has twins")
     assert problems == [], "\n".join(problems[:40])
 
@@ -212,8 +212,8 @@ NON_MIPS64 = sorted(EXPECTED_ARCHITECTURES - set(MIPS64))
 def test_generic_pairs_both_ways(arch: str, gnu: str, musl: str) -> None:
     assert libc_twins(arch, gnu) == (musl,)
     assert libc_twins(arch, musl) == (gnu,)
-    assert suffix_twins(f".cpython-313-{arch}-linux-{gnu}.so") == [f".cpython-313-{arch}-linux-{musl}.so"]
-    assert suffix_twins(f".cpython-313t-{arch}-linux-{musl}.so") == [f".cpython-313t-{arch}-linux-{gnu}.so"]
+    assert twin_suffix_strings(f".cpython-313-{arch}-linux-{gnu}.so") == [f".cpython-313-{arch}-linux-{musl}.so"]
+    assert twin_suffix_strings(f".cpython-313t-{arch}-linux-{musl}.so") == [f".cpython-313t-{arch}-linux-{gnu}.so"]
 
 
 @pytest.mark.parametrize("arch", MIPS64)
@@ -249,7 +249,7 @@ def test_real_world_examples() -> None:
     }
     for suffix, twins in table.items():
         assert [str(t) for t in twin_suffixes(parse_suffix(suffix))] == twins, suffix
-        assert suffix_twins(suffix) == twins, suffix
+        assert twin_suffix_strings(suffix) == twins, suffix
 
 
 # --------------------------------------------------------------------------
@@ -267,7 +267,7 @@ def test_free_threaded_debug_is_spelled_td_by_cpython(minor: int) -> None:
     assert parsed.flags == "td"
     assert parsed.version == (3, minor)
     assert [str(t) for t in twin_suffixes(parsed)] == [f".cpython-3{minor}td-x86_64-linux-musl.so"]
-    assert suffix_twins(text) == [f".cpython-3{minor}td-x86_64-linux-musl.so"]
+    assert twin_suffix_strings(text) == [f".cpython-3{minor}td-x86_64-linux-musl.so"]
 
 
 @pytest.mark.parametrize("flags", ["dd", "tt", "dt", "dtd", "tdt", "mm", "x", "D", "T", "dx"])
@@ -350,8 +350,8 @@ def test_suffix_error_is_a_value_error_and_ours() -> None:
 @pytest.mark.parametrize(
     "text", [".so", ".abi3.so", ".abi3t.so", ".cpython-311.so", "", ".graalpy250-311-native-x86_64-linux.so"]
 )
-def test_suffix_twins_has_nothing_for_untagged(text: str) -> None:
-    assert suffix_twins(text) == []
+def test_twin_suffix_strings_has_nothing_for_untagged(text: str) -> None:
+    assert twin_suffix_strings(text) == []
 
 
 def test_huge_version_number_raises_suffix_error() -> None:
