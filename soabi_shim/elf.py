@@ -25,7 +25,7 @@ from .errors import ElfError
 # middle of a user's import.  Annotations are strings.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import BinaryIO, Optional
+    from typing import Optional
 
 __all__ = ["ElfInfo", "MACHINES", "libc_of", "read_elf", "read_elf_fd", "refusal"]
 
@@ -181,8 +181,6 @@ def refusal(info: ElfInfo, interpreter: Optional[ElfInfo], libc: Optional[str]) 
     if not info.dynamic:
         return "not an ELF shared object (no dynamic section with a symbol table)"
     return None
-
-
 
 
 #: String tables up to this size are read once; larger ones (big C++

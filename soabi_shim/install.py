@@ -52,6 +52,7 @@ def _invalid_wheel_errors() -> tuple[type[BaseException], ...]:
 
     return (InstallerError, InvalidRecordEntry, zipfile.BadZipFile, zlib.error, KeyError, ValueError)
 
+
 _SCHEME_SCRIPT = """
 import json, sys, sysconfig
 prefix = sys.argv[1] or None

@@ -120,13 +120,16 @@ class PluginHost:
             self.broken.append(name)
 
     def _register(self, plugin: object, name: Optional[str]) -> None:
+        if name is None:  # a readable name for problems: the module's or the class's
+            name = getattr(plugin, "__name__", None) or type(plugin).__name__
+            if self.manager.has_plugin(name):
+                name = f"{name}-{id(plugin)}"
         try:
             self.manager.register(plugin, name=name)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
-            shown = name or self.manager.get_canonical_name(plugin)
-            self._fail(shown, f"plugin {shown!r} failed to register: {_describe(exc)}")
+            self._fail(name, f"plugin {name!r} failed to register: {_describe(exc)}")
 
     def _check_pending(self) -> None:
         """pluggy's ``check_pending``; an unknown (misspelt) hook is a problem."""

@@ -177,13 +177,12 @@ def test_install_permission_error_is_reported_with_its_message(tmp_path: Path, d
 
 def test_install_errors_in_process(tmp_path: Path, demo_wheel: Path, monkeypatch: object) -> None:
     """install_wheels maps installer's own errors to UsageError and OSError to InstallError."""
-    import pytest
-
     import installer
+    import pytest
+    from installer.exceptions import InvalidWheelSource
 
     from soabi_shim.errors import UsageError
     from soabi_shim.install import InstallError, install_wheels
-    from installer.exceptions import InvalidWheelSource
 
     assert isinstance(monkeypatch, pytest.MonkeyPatch)
     for exc, kind, text in [

@@ -226,8 +226,9 @@ def test_keyboard_interrupt_is_not_swallowed(tmp_path: Path, ext_dir: Path) -> N
 
 
 def test_memory_error_in_the_elf_reader_refuses(monkeypatch: object, tmp_path: Path) -> None:
-    import pytest
     from types import SimpleNamespace
+
+    import pytest
 
     from soabi_shim import builtin
     from soabi_shim.plugins import get_plugin_host
@@ -253,7 +254,8 @@ def test_misspelt_hook_is_a_problem_and_refuses(tmp_path: Path, ext_dir: Path) -
 
     host = get_plugin_host([Misspelt()], entry_points=False)
     [(name, message)] = host.failures
-    assert "implements unknown hook 'soabi_shim_check_candidat' (misspelt?)" in message
+    assert name == "Misspelt"
+    assert message == "plugin 'Misspelt' implements unknown hook 'soabi_shim_check_candidat' (misspelt?)"
     site = _one_candidate_site(tmp_path, ext_dir)
     report = soabi_shim.heal([str(site)], plugins=[Misspelt()])
     assert report.aliases == []
@@ -382,9 +384,7 @@ def test_sites_skips_hostile_entry_point_files(tmp_path: Path) -> None:
     good = site / "good-1.0.dist-info"
     good.mkdir()
     (good / "entry_points.txt").write_text("[soabi_shim]\ngood = good_mod:plugin\n")
-    assert list(read_entry_points([str(site), str(tmp_path / "absent")])) == [
-        (str(site), "good", "good_mod:plugin")
-    ]
+    assert list(read_entry_points([str(site), str(tmp_path / "absent")])) == [(str(site), "good", "good_mod:plugin")]
 
 
 def test_sites_plugin_failing_to_load_refuses(tmp_path: Path, ext_dir: Path) -> None:

@@ -12,7 +12,6 @@ import sys
 import textwrap
 import tracemalloc
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -164,9 +163,7 @@ def test_dynamic_entry_bound(tmp_path: Path) -> None:
 def test_verneed_count_bounds(tmp_path: Path) -> None:
     strtab = b"\0libc.so.6\0GLIBC_2.17\0"
     many = verneed_blob([(1, [11] * (elf.MAX_VERSION_NEEDS + 1))])
-    assert "too many ELF version needs" in outcome(
-        write(tmp_path, custom_elf(strtab, [1], verneed=many, verneednum=1))
-    )
+    assert "too many ELF version needs" in outcome(write(tmp_path, custom_elf(strtab, [1], verneed=many, verneednum=1)))
     files = verneed_blob([(1, [11])])
     data = custom_elf(strtab, [1], verneed=files, verneednum=elf.MAX_VERNEED_FILES + 1)
     assert "too many ELF version-need entries" in outcome(write(tmp_path, data))

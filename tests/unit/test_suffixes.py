@@ -517,7 +517,9 @@ def test_cpython315_suffixes_parse_and_classify(triplet: str, free_threaded: boo
 
 
 @pytest.mark.parametrize("free_threaded", [False, True])
-@pytest.mark.parametrize(("gnu", "musl"), [("x86_64-linux-gnu", "x86_64-linux-musl"), ("arm-linux-gnueabihf", "arm-linux-musleabihf")])
+@pytest.mark.parametrize(
+    ("gnu", "musl"), [("x86_64-linux-gnu", "x86_64-linux-musl"), ("arm-linux-gnueabihf", "arm-linux-musleabihf")]
+)
 def test_cpython315_twins_cross_only_the_libc(gnu: str, musl: str, free_threaded: bool) -> None:
     """A 3.15 musl interpreter's twins are exactly the gnu build's tagged
     entries of the same flavour: never across abi3 / abi3t, never the t flag."""
