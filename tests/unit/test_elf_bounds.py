@@ -422,3 +422,24 @@ def test_memory_and_work_bounded_by_size(data: bytes) -> None:
 def test_bombs_are_refused(tmp_path: Path) -> None:
     for i, data in enumerate(BOMBS):
         assert outcome(write(tmp_path, data, f"b{i}.so")) != "parsed", i
+
+
+def test_builtin_check_refuses_header_and_zeros(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from soabi_shim import builtin
+
+    path = write(tmp_path, header_then_zeros(4), "_speed.cpython-311-x86_64-linux-musl.so")
+    verdict = builtin.check_elf(path, SimpleNamespace(elf=None, libc="glibc"))  # type: ignore[arg-type]
+    assert verdict is not None and not verdict.ok
+    assert verdict.reason == "not an ELF shared object (no loadable segment)"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "pkg").symlink_to(outside)
+    candidate = SimpleNamespace(path=str(site / "pkg" / "x.so"), site=str(site))
+    refused = builtin.check_location(candidate)  # type: ignore[arg-type]
+    assert refused is not None and "outside the site directory" in refused.reason
+    inside = SimpleNamespace(path=str(site / "x.so"), site=str(site))
+    assert builtin.check_location(inside) is None  # type: ignore[arg-type]
