@@ -266,8 +266,9 @@ def _import_from_site(module: str, site: str) -> Any:
         except BaseException:
             sys.modules.pop(top, None)
             raise
-    origin = getattr(loaded, "__file__", None) or ""
-    if not os.path.realpath(origin).startswith(root + os.sep):
+    file = getattr(loaded, "__file__", None)
+    places = [file] if file else list(getattr(loaded, "__path__", ()))  # a namespace package: its __path__
+    if not places or not all(os.path.realpath(p).startswith(root + os.sep) for p in places):
         raise ImportError(f"{top!r} is already imported from outside {site}")
     return importlib.import_module(module)
 

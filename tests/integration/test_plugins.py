@@ -403,3 +403,18 @@ def test_sites_plugin_failing_to_load_refuses(tmp_path: Path, ext_dir: Path) -> 
     candidate = SimpleNamespace(path=str(site / "plain" / f"_speed{MUSL_SUFFIX}"), site=str(site))
     facts = SimpleNamespace(elf=None, libc=None)
     assert host.check(candidate, facts) == "plugin 'broken' is broken; nothing is aliased until it is fixed"
+
+
+def test_sites_plugin_in_a_namespace_package(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "acme" / "soabi").mkdir(parents=True)  # acme: a namespace package (no __init__.py)
+    (site / "acme" / "soabi" / "__init__.py").write_bytes(SITE_PLUGIN)
+    dist = site / "acme_soabi-1.0.dist-info"
+    dist.mkdir()
+    (dist / "entry_points.txt").write_text("[soabi_shim]\nacme = acme.soabi\n")
+    code = (
+        "from soabi_shim.plugins import get_plugin_host\n"
+        f"host = get_plugin_host(sites=[{str(site)!r}])\n"
+        "print(host.failures, sorted(n for n, p in host.manager.list_name_plugin()))\n"
+    )
+    assert _run_isolated(code, tmp_path).strip() == "[] ['acme', 'builtin']"
