@@ -257,12 +257,17 @@ def _import_from_site(module: str, site: str) -> Any:
     loaded = sys.modules.get(top)
     if loaded is None:
         spec = importlib.machinery.PathFinder.find_spec(top, [site])
-        if spec is None or spec.loader is None:
+        namespace = spec is not None and spec.loader is None and bool(spec.submodule_search_locations)
+        if spec is None or (spec.loader is None and not namespace):
             raise ImportError(f"no module named {top!r} in {site}")
+        loader = spec.loader
         loaded = importlib.util.module_from_spec(spec)
+        if namespace:  # a fixed __path__: a namespace path would follow sys.path (the cwd too)
+            loaded.__path__ = list(spec.submodule_search_locations or ())
         sys.modules[top] = loaded
         try:
-            spec.loader.exec_module(loaded)
+            if loader is not None:
+                loader.exec_module(loaded)
         except BaseException:
             sys.modules.pop(top, None)
             raise

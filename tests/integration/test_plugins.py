@@ -412,9 +412,17 @@ def test_sites_plugin_in_a_namespace_package(tmp_path: Path) -> None:
     dist = site / "acme_soabi-1.0.dist-info"
     dist.mkdir()
     (dist / "entry_points.txt").write_text("[soabi_shim]\nacme = acme.soabi\n")
+    work = tmp_path / "work"  # the same namespace, with an impostor, in the current directory
+    (work / "acme" / "soabi").mkdir(parents=True)
+    (work / "acme" / "soabi" / "__init__.py").write_bytes(IMPOSTOR)
     code = (
+        "import sys\n"
         "from soabi_shim.plugins import get_plugin_host\n"
+        "sys.path.insert(0, '')\n"
         f"host = get_plugin_host(sites=[{str(site)!r}])\n"
         "print(host.failures, sorted(n for n, p in host.manager.list_name_plugin()))\n"
+        "print(sys.modules['acme.soabi'].ORIGIN)\n"
+        "sys.path.insert(0, '.')\n"  # a later change of sys.path does not widen the namespace
+        "print([p.endswith('/site/acme') for p in sys.modules['acme'].__path__])\n"
     )
-    assert _run_isolated(code, tmp_path).strip() == "[] ['acme', 'builtin']"
+    assert _run_isolated(code, work).splitlines() == ["[] ['acme', 'builtin']", "site", "[True]"]
