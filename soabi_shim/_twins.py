@@ -44,13 +44,14 @@ def libc_twins(arch: str, libc: str) -> "tuple[str, ...]":
     return table.get(libc, ())
 
 
-def suffix_twins(suffix: str) -> "list[str]":
+def twin_suffix_strings(suffix: str) -> "list[str]":
     """Libc twins of a suffix string, by plain string work (no parsing).
 
     ``.cpython-311-x86_64-linux-musl.so`` -> ``[".cpython-311-x86_64-linux-gnu.so"]``.
     Only ever given the interpreter's own ``_imp.extension_suffixes()``; on
     every well-formed suffix it agrees with
-    :func:`soabi_shim.suffixes.twin_suffixes` (tested).  Suffixes with no
+    :func:`soabi_shim.suffixes.twin_suffixes` (which takes and returns
+    parsed :class:`~soabi_shim.suffixes.ExtSuffix` values; tested).  Suffixes with no
     ``-linux-<libc>`` part give ``[]``.
     """
     if not (suffix.startswith(".") and suffix.endswith(".so")):
@@ -62,3 +63,7 @@ def suffix_twins(suffix: str) -> "list[str]":
     arch = body[:cut].rpartition("-")[2]
     head = body[: cut + 7]
     return ["." + head + twin + ".so" for twin in libc_twins(arch, body[cut + 7 :])]
+
+
+#: The former name; kept only until ``_startup`` imports ``twin_suffix_strings``.
+suffix_twins = twin_suffix_strings

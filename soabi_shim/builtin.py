@@ -1,16 +1,25 @@
-"""The built-in plugin: libc twins, path containment and ELF checks."""
+"""The built-in rules: libc twins, path containment and ELF checks.
+
+Registered as the plugin named ``builtin``, but :meth:`PluginHost.check
+<soabi_shim.plugins.PluginHost.check>` runs :func:`soabi_shim_check_candidate`
+itself, outside the plugin isolation: an exception here refuses the
+candidate.  Imports only floors below (``elf``, ``suffixes``, ``hookspecs``);
+the candidate and facts are duck-typed (``path``, ``site``; ``elf``, ``libc``).
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from .elf import read_elf, refusal
 from .errors import ElfError
-from .facts import InterpreterFacts
 from .hookspecs import Verdict, hookimpl
-from .plan import Candidate, inside
 from .suffixes import ExtSuffix, twin_suffixes
+
+if TYPE_CHECKING:
+    from .facts import InterpreterFacts
+    from .scan import Candidate
 
 
 @hookimpl
@@ -23,9 +32,21 @@ def soabi_shim_check_candidate(candidate: Candidate, facts: InterpreterFacts) ->
     return check_location(candidate) or check_elf(candidate.path, facts)
 
 
+def resolves_inside(path: str, site: str) -> bool:
+    """True if the real path of ``path`` is ``site``'s real path or below it."""
+    real = os.path.realpath(path)
+    root = os.path.realpath(site)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def check_location(candidate: Candidate) -> Optional[Verdict]:
-    """The directory written to must really be inside the site directory."""
-    if not inside(os.path.dirname(candidate.path), candidate.site):
+    """The directory written to must really be inside the site directory.
+
+    A second line of defence: the engine keeps every write inside the site
+    by construction; this refuses a candidate whose directory resolves
+    outside it before anything else is looked at.
+    """
+    if not resolves_inside(os.path.dirname(candidate.path), candidate.site):
         return Verdict.refuse("its directory resolves outside the site directory; not followed")
     return None
 

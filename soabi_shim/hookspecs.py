@@ -7,8 +7,12 @@ Third-party plugins register through the entry-point group ``soabi_shim``::
 
 and implement any of these hooks with :data:`hookimpl`.  The built-in
 behaviour (:mod:`soabi_shim.builtin`) is a plugin of this same API.
-A plugin that raises is reported as a problem of the run; it never breaks
-the run or the interpreter's start-up.
+Failing closed (:meth:`soabi_shim.plugins.PluginHost.check`): a plugin
+that raises in ``soabi_shim_check_candidate`` (any ``BaseException`` but
+``KeyboardInterrupt``) refuses that candidate; one that fails to load or
+implements an unknown hook refuses every candidate of the run.  Either is
+reported as a problem of the run; neither ends the run or the
+interpreter's start-up.
 """
 
 from __future__ import annotations

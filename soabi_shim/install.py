@@ -6,7 +6,15 @@ are created in :meth:`~installer.destinations.WheelDestination.finalize_installa
 final location, so they are right under ``--destdir`` staging too.  They go
 through the same plan (:func:`soabi_shim.plan.decide`) as ``heal``.
 
-A failed install removes every file and directory it created.
+A failed install removes every file and directory it created.  Only the
+aliases this install *created* get a RECORD row: a name that was already
+there (another distribution's file, a hand-made link) is never recorded, so
+``pip uninstall`` of this wheel never deletes what it did not make.
+
+Errors: a wheel that pypa/installer rejects is a :class:`UsageError` (exit
+2, "invalid wheel"); a failure of the file system (``PermissionError``, a
+full disk, a name that appeared meanwhile) is an :class:`InstallError`
+with the system's own message.
 """
 
 from __future__ import annotations
@@ -28,7 +36,22 @@ from .plugins import PluginHost, get_plugin_host
 from .report import Alias, Problem, Report
 from .scan import Candidate, candidate_suffix
 
-__all__ = ["add_arguments", "install_wheels", "run_install"]
+__all__ = ["InstallError", "add_arguments", "install_wheels", "run_install"]
+
+
+class InstallError(SoabiShimError):
+    """The install could not be done (exit 1); the message says why."""
+
+
+def _invalid_wheel_errors() -> tuple[type[BaseException], ...]:
+    """pypa/installer's own errors and what a malformed archive raises."""
+    import zlib
+
+    from installer.exceptions import InstallerError
+    from installer.records import InvalidRecordEntry
+
+    return (InstallerError, InvalidRecordEntry, zipfile.BadZipFile, zlib.error, KeyError, ValueError)
+
 
 _SCHEME_SCRIPT = """
 import json, sys, sysconfig
@@ -64,7 +87,7 @@ def _scheme(python: Optional[str], prefix: Optional[str], name: str) -> dict[str
     exe = python or sys.executable
     proc = subprocess.run([exe, "-E", "-c", _SCHEME_SCRIPT, prefix or ""], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise SoabiShimError(f"cannot read the install scheme of {exe}")
+        raise InstallError(f"cannot read the install scheme of {exe}: {proc.stderr.strip() or proc.returncode}")
     paths: dict[str, str] = json.loads(proc.stdout)
     paths["headers"] = os.path.join(paths["headers"], name)
     return paths
@@ -164,10 +187,15 @@ def _destination_class() -> Any:
                 if d.action == "refuse":
                     self.problems.append((c.path, d.reason))
                     continue
-                if d.action == "create":
+                if d.action != "create":
+                    continue  # the name was already there: not ours to record (or delete)
+                try:
                     os.symlink(c.link_target, c.alias_path)
-                    self.created.append(c.alias_path)
-                    self.aliases.append(Alias(c.distribution, c.version, c.alias_path, c.path, "created"))
+                except FileExistsError:
+                    self.problems.append((c.path, "the alias name appeared meanwhile; left alone"))
+                    continue
+                self.created.append(c.alias_path)
+                self.aliases.append(Alias(c.distribution, c.version, c.alias_path, c.path, "created"))
                 extra.append((file_scheme, RecordEntry(c.alias_rel, None, None)))
             super().finalize_installation(scheme, record_file_path, record_list + extra)
 
@@ -200,13 +228,15 @@ def install_wheels(
         try:
             source_cm = WheelFile.open(Path(wheel))
             source = source_cm.__enter__()
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        except OSError as exc:
+            raise InstallError(f"{wheel}: cannot open: {exc}") from None
+        except _invalid_wheel_errors() as exc:
             raise UsageError(f"{wheel}: cannot open wheel: {exc}") from None
         try:
             scheme = _scheme(python, prefix, source.distribution)
             in_the_way = _already_installed(source.distribution, scheme, destdir)
             if in_the_way:
-                raise SoabiShimError(f"{source.distribution} is already installed at {in_the_way}; uninstall it first")
+                raise InstallError(f"{source.distribution} is already installed at {in_the_way}; uninstall it first")
             dest = destination_class(
                 scheme_dict=scheme,
                 interpreter=facts.executable,
@@ -219,11 +249,15 @@ def install_wheels(
             dest.created, dest.aliases, dest.problems = [], [], []
             try:
                 installer.install(source, dest, {})
-            except Exception as exc:
+            except OSError as exc:
                 _remove_created(dest.created)
-                if isinstance(exc, FileExistsError):
-                    raise SoabiShimError(f"{wheel}: {exc}; nothing installed") from None
+                raise InstallError(f"{wheel}: {exc}; nothing installed") from None
+            except _invalid_wheel_errors() as exc:
+                _remove_created(dest.created)
                 raise UsageError(f"{wheel}: invalid wheel ({type(exc).__name__}: {exc}); nothing installed") from None
+            except BaseException:
+                _remove_created(dest.created)
+                raise
             report.aliases.extend(dest.aliases)
             report.problems.extend(Problem(p, r) for p, r in dest.problems)
             report.sites.extend(

@@ -1,8 +1,27 @@
-"""The plugin manager and error-isolated hook calls."""
+"""The plugin manager, fail-closed checks and error-isolated hook calls.
+
+Plugins come from three places: the built-in rules (:mod:`soabi_shim.builtin`,
+always first and outside the plugin isolation), objects passed in by the
+caller, and installed distributions' ``soabi_shim`` entry points.  With
+``sites=[...]`` (the start-up hook, the pip-exit heal) entry points are read
+only from the ``*.dist-info/entry_points.txt`` files in those site
+directories and their modules are imported from there; ``importlib.metadata``
+is not imported at all, and nothing on ``PYTHONPATH`` or in the current
+directory is considered.  Without ``sites`` (the CLI, the Python API) they
+come from ``importlib.metadata`` as usual.
+
+Failing closed: any exception but ``KeyboardInterrupt`` from a check refuses
+the candidate; a plugin that failed to load, or implements a hook that does
+not exist (a misspelt name), is a problem of the run *and* refuses every
+candidate, since it may have been the plugin meant to veto it.
+"""
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
+from collections.abc import Iterable, Iterator
 from typing import Any, Optional
 
 import pluggy
@@ -10,7 +29,16 @@ import pluggy
 from . import hookspecs
 from ._names import ENTRY_POINT_GROUP
 
-__all__ = ["PluginHost", "get_plugin_host"]
+__all__ = ["PluginHost", "get_plugin_host", "read_entry_points"]
+
+#: entry_points.txt files larger than this are not read (real ones are < 1 KiB).
+MAX_ENTRY_POINTS_FILE = 64 * 1024
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 class PluginHost:
@@ -19,22 +47,25 @@ class PluginHost:
     def __init__(self, manager: pluggy.PluginManager) -> None:
         self.manager = manager
         self.failures: list[tuple[str, str]] = []  # (plugin name, message)
+        #: Plugins that could not be loaded or validated: every check refuses.
+        self.broken: list[str] = []
 
     def call(self, hook: str, **kwargs: Any) -> list[Any]:
         """Call each implementation of ``hook`` on its own.
 
-        A plugin that raises is recorded in :attr:`failures` and skipped;
-        the others still run.  ``None`` results are dropped.
+        A plugin that raises (anything but ``KeyboardInterrupt``, so
+        ``SystemExit`` too) is recorded in :attr:`failures` and skipped; the
+        others still run.  ``None`` results are dropped.
         """
         results = []
         caller = getattr(self.manager.hook, hook)
         for impl in reversed(caller.get_hookimpls()):  # pluggy calls LIFO, tryfirst first
             try:
                 result = impl.function(*[kwargs[name] for name in impl.argnames])
-            except Exception as exc:  # a plugin's bug must not break the run
-                self.failures.append(
-                    (impl.plugin_name, f"plugin {impl.plugin_name!r} raised {type(exc).__name__}: {exc}")
-                )
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a plugin's bug must not break the run
+                self.failures.append((impl.plugin_name, f"plugin {impl.plugin_name!r} raised {_describe(exc)}"))
                 continue
             if result is not None:
                 results.append(result)
@@ -46,7 +77,9 @@ class PluginHost:
         The built-in rules run first, outside :meth:`call`: any exception
         from them (``MemoryError`` included) refuses the candidate.  A
         plugin that raises (anything but ``KeyboardInterrupt``) refuses it
-        too; its veto is a refusal whatever the other plugins say.
+        too; its veto is a refusal whatever the other plugins say.  While a
+        plugin is broken (it failed to load or names an unknown hook),
+        every candidate is refused.
         """
         from . import builtin
         from .hookspecs import Verdict
@@ -56,10 +89,14 @@ class PluginHost:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
-            return f"the built-in check failed: {type(exc).__name__}: {exc}"
+            return f"the built-in check failed: {_describe(exc)}"
         if verdict is not None and not verdict.ok:
             return verdict.reason
         reasons: list[str] = []
+        if self.broken:
+            reasons.append(
+                "plugin " + ", ".join(repr(n) for n in self.broken) + " is broken; nothing is aliased until it is fixed"
+            )
         caller = self.manager.hook.soabi_shim_check_candidate
         for impl in reversed(caller.get_hookimpls()):
             if impl.plugin is builtin:
@@ -69,42 +106,232 @@ class PluginHost:
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:
-                reasons.append(f"plugin {impl.plugin_name!r} raised {type(exc).__name__}: {exc}")
+                reasons.append(f"plugin {impl.plugin_name!r} raised {_describe(exc)}")
                 continue
-            if isinstance(result, Verdict) and not result.ok:
+            if result is not None and not isinstance(result, Verdict):
+                reasons.append(f"plugin {impl.plugin_name!r} returned {type(result).__name__}, not a Verdict")
+            elif result is not None and not result.ok:
                 reasons.append(result.reason)
         return "; ".join(reasons) or None
 
+    def _fail(self, name: str, message: str) -> None:
+        self.failures.append((name, message))
+        if name not in self.broken:
+            self.broken.append(name)
 
-def _load_entry_points(manager: pluggy.PluginManager, failures: list[tuple[str, str]]) -> None:
+    def _register(self, plugin: object, name: Optional[str]) -> None:
+        if name is None:  # a readable name for problems: the module's or the class's
+            name = getattr(plugin, "__name__", None) or type(plugin).__name__
+            if self.manager.has_plugin(name):
+                name = f"{name}-{id(plugin)}"
+        try:
+            self.manager.register(plugin, name=name)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            self._fail(name, f"plugin {name!r} failed to register: {_describe(exc)}")
+
+    def _check_pending(self) -> None:
+        """pluggy's ``check_pending``; an unknown (misspelt) hook is a problem."""
+        try:
+            self.manager.check_pending()
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            pass
+        else:
+            return
+        for hook_name in list(vars(self.manager.hook)):
+            if hook_name.startswith("_"):
+                continue
+            caller = getattr(self.manager.hook, hook_name)
+            if caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                if not impl.optionalhook:
+                    self._fail(
+                        impl.plugin_name,
+                        f"plugin {impl.plugin_name!r} implements unknown hook {hook_name!r} (misspelt?)",
+                    )
+
+
+# --- entry points -----------------------------------------------------------
+
+
+def _metadata_entry_points() -> list[tuple[str, str]]:
+    """(name, value) of the group from importlib.metadata (the CLI, the API)."""
+    from importlib.metadata import entry_points
+
     if sys.version_info >= (3, 10):
-        from importlib.metadata import entry_points
-
         eps = list(entry_points(group=ENTRY_POINT_GROUP))
     else:  # pragma: no cover - 3.9
-        from importlib.metadata import entry_points
-
         eps = list(entry_points().get(ENTRY_POINT_GROUP, ()))
-    for ep in eps:
-        if manager.get_plugin(ep.name) is not None or manager.is_blocked(ep.name):
+    return [(ep.name, ep.value) for ep in eps]
+
+
+def _read_small(name: str, dir_fd: int) -> Optional[str]:
+    """A regular file below ``dir_fd``, at most MAX_ENTRY_POINTS_FILE bytes."""
+    fd = os.open(name, _OPEN_FLAGS, dir_fd=dir_fd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_POINTS_FILE:
+            return None
+        data = os.read(fd, MAX_ENTRY_POINTS_FILE + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_ENTRY_POINTS_FILE:
+        return None
+    return data.decode("utf-8", "replace")
+
+
+def parse_entry_points(text: str, group: str = ENTRY_POINT_GROUP) -> list[tuple[str, str]]:
+    """(name, value) pairs of ``group`` in an ``entry_points.txt`` text.
+
+    The format is an INI file (``[group]`` then ``name = module:attr``);
+    comments start with ``#`` or ``;``.  Extras (``[...]`` after the value)
+    are dropped.
+    """
+    found: list[tuple[str, str]] = []
+    section: Optional[str] = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+            continue
+        if section != group:
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            continue
+        value = value.partition("[")[0].strip()
+        if name.strip() and value:
+            found.append((name.strip(), value))
+    return found
+
+
+def read_entry_points(sites: Iterable[str]) -> Iterator[tuple[str, str, str]]:
+    """(site, name, value) of every ``soabi_shim`` entry point installed in
+    ``sites``: their ``*.dist-info/entry_points.txt`` files only.
+
+    A dist-info directory that is a symlink, an ``entry_points.txt`` that is
+    not a regular file or is larger than :data:`MAX_ENTRY_POINTS_FILE` is
+    skipped.  Nothing else is read.
+    """
+    for site in sites:
+        try:
+            site_fd = os.open(site, _DIR_FLAGS & ~getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
             continue
         try:
-            plugin = ep.load()
-            manager.register(plugin, name=ep.name)
-        except Exception as exc:
-            failures.append((ep.name, f"plugin {ep.name!r} failed to load: {type(exc).__name__}: {exc}"))
+            try:
+                names = sorted(n for n in os.listdir(site_fd) if n.endswith(".dist-info"))
+            except OSError:
+                continue
+            for name in names:
+                try:
+                    dist_fd = os.open(name, _DIR_FLAGS, dir_fd=site_fd)
+                except OSError:
+                    continue
+                try:
+                    text = _read_small("entry_points.txt", dist_fd)
+                except OSError:
+                    text = None
+                finally:
+                    os.close(dist_fd)
+                for ep_name, value in parse_entry_points(text or ""):
+                    yield site, ep_name, value
+        finally:
+            os.close(site_fd)
 
 
-def get_plugin_host(plugins: Optional[list[object]] = None, *, entry_points: bool = True) -> PluginHost:
-    """A host with the built-in plugin, ``plugins`` and installed plugins."""
+def _import_from_site(module: str, site: str) -> Any:
+    """Import ``module`` with its top-level package found in ``site`` only."""
+    import importlib
+    import importlib.machinery
+    import importlib.util
+
+    top = module.partition(".")[0]
+    root = os.path.realpath(site)
+    loaded = sys.modules.get(top)
+    if loaded is None:
+        spec = importlib.machinery.PathFinder.find_spec(top, [site])
+        namespace = spec is not None and spec.loader is None and bool(spec.submodule_search_locations)
+        if spec is None or (spec.loader is None and not namespace):
+            raise ImportError(f"no module named {top!r} in {site}")
+        loader = spec.loader
+        loaded = importlib.util.module_from_spec(spec)
+        if namespace:  # a fixed __path__: a namespace path would follow sys.path (the cwd too)
+            loaded.__path__ = list(spec.submodule_search_locations or ())
+        sys.modules[top] = loaded
+        try:
+            if loader is not None:
+                loader.exec_module(loaded)
+        except BaseException:
+            sys.modules.pop(top, None)
+            raise
+    file = getattr(loaded, "__file__", None)
+    places = [file] if file else list(getattr(loaded, "__path__", ()))  # a namespace package: its __path__
+    if not places or not all(os.path.realpath(p).startswith(root + os.sep) for p in places):
+        raise ImportError(f"{top!r} is already imported from outside {site}")
+    return importlib.import_module(module)
+
+
+def _resolve(value: str, site: Optional[str]) -> object:
+    module, _, attr = value.partition(":")
+    module = module.strip()
+    if site is None:
+        import importlib
+
+        obj: object = importlib.import_module(module)
+    else:
+        obj = _import_from_site(module, site)
+    for part in attr.strip().split(".") if attr.strip() else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+def _load_entry_points(host: PluginHost, sites: Optional[list[str]]) -> None:
+    manager = host.manager
+    if sites is None:
+        found: list[tuple[Optional[str], str, str]] = [(None, n, v) for n, v in _metadata_entry_points()]
+    else:
+        found = list(read_entry_points(sites))
+    for site, name, value in found:
+        if manager.get_plugin(name) is not None or manager.is_blocked(name):
+            continue
+        try:
+            plugin = _resolve(value, site)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            host._fail(name, f"plugin {name!r} failed to load: {_describe(exc)}")
+            continue
+        host._register(plugin, name)
+
+
+def get_plugin_host(
+    plugins: Optional[list[object]] = None,
+    *,
+    entry_points: bool = True,
+    sites: Optional[list[str]] = None,
+) -> PluginHost:
+    """A host with the built-in plugin, ``plugins`` and installed plugins.
+
+    ``sites=[dir, ...]``: installed plugins come only from the distributions
+    in those site directories (see :func:`read_entry_points`); otherwise
+    from ``importlib.metadata``.  ``entry_points=False``: none at all.
+    """
     from . import builtin
 
     manager = pluggy.PluginManager("soabi_shim")
     manager.add_hookspecs(hookspecs)
     manager.register(builtin, name="builtin")
-    for plugin in plugins or ():
-        manager.register(plugin)
     host = PluginHost(manager)
+    for plugin in plugins or ():
+        host._register(plugin, None)
     if entry_points:
-        _load_entry_points(manager, host.failures)
+        _load_entry_points(host, sites)
+    host._check_pending()
     return host

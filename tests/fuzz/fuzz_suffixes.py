@@ -12,7 +12,7 @@ Properties checked on every input:
 * ``parse_suffix`` raises only ``SuffixError`` or returns a value whose
   ``str()`` is the input, that re-parses equal, and whose twins differ only
   in libc, parse, and lead back to the original;
-* ``_twins.suffix_twins`` (string work, used at start-up) agrees with
+* ``_twins.twin_suffix_strings`` (string work, used at start-up) agrees with
   ``twin_suffixes`` on every suffix that parses;
 * ``split_filename`` raises only ``SuffixError``;
 * ``parse_record`` raises only ``RecordError`` or returns 3-tuples of str
@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import atheris
 
 with atheris.instrument_imports():
-    from soabi_shim._twins import suffix_twins
+    from soabi_shim._twins import twin_suffix_strings
     from soabi_shim.errors import RecordError, SuffixError
     from soabi_shim.record import parse_record
     from soabi_shim.suffixes import parse_suffix, split_filename, twin_suffixes
@@ -54,8 +54,8 @@ def check_suffix(text: str) -> None:
     if parse_suffix(str(parsed)) != parsed:
         raise AssertionError(f"{text!r}: second parse differs")
     twins = twin_suffixes(parsed)
-    if suffix_twins(text) != [str(t) for t in twins]:
-        raise AssertionError(f"{text!r}: suffix_twins {suffix_twins(text)} != {[str(t) for t in twins]}")
+    if twin_suffix_strings(text) != [str(t) for t in twins]:
+        raise AssertionError(f"{text!r}: twin_suffix_strings {twin_suffix_strings(text)} != {[str(t) for t in twins]}")
     for twin in twins:
         same = (twin.abi, twin.arch, twin.implementation, twin.version, twin.flags)
         if same != (parsed.abi, parsed.arch, parsed.implementation, parsed.version, parsed.flags):

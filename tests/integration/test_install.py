@@ -121,3 +121,81 @@ def test_installed_tree_uninstalls_cleanly(venv: object, demo_wheel: Path) -> No
     assert venv.run("import demo._speed").returncode == 0
     venv.pip("uninstall", "-y", "demo")
     assert not (venv.site / "demo").exists()
+
+
+def test_install_records_only_aliases_it_created(venv: object, demo_wheel: Path, tmp_path: Path) -> None:
+    """Issue 11 item 3: another distribution owns a regular file with the
+    alias name; after install and ``pip uninstall`` of the new wheel that
+    file is still there (and was never written to a RECORD of ours)."""
+    from tests.conftest import Venv, make_wheel
+
+    assert isinstance(venv, Venv)
+    other = make_wheel(tmp_path / "w", "other", "1.0", {f"demo/_speed{EXT_SUFFIX}": b"other's own file"})
+    venv.pip("install", "--no-deps", str(other))
+    owned = venv.site / "demo" / f"_speed{EXT_SUFFIX}"
+    assert owned.read_bytes() == b"other's own file"
+    out = soabi_shim("install", "--python", str(venv.python), "--compile-bytecode", "0", str(demo_wheel))
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = rows(venv.site / "demo-1.0.dist-info" / "RECORD")
+    assert not [r for r in record if r[0] == f"demo/_speed{EXT_SUFFIX}"], record
+    venv.pip("uninstall", "-y", "demo")
+    assert owned.read_bytes() == b"other's own file"
+    assert not (venv.site / "demo" / f"_speed{MUSL_SUFFIX}").exists()
+
+
+def test_install_never_records_a_hand_made_link(tmp_path: Path, demo_wheel: Path) -> None:
+    prefix = tmp_path / "prefix"
+    site = site_under(prefix)
+    (site / "demo").mkdir(parents=True)
+    hand_made = site / "demo" / f"_speed{EXT_SUFFIX}"
+    hand_made.symlink_to(f"_speed{MUSL_SUFFIX}")  # made by an admin before the install
+    out = soabi_shim("install", "--prefix", str(prefix), "--no-compile-bytecode", str(demo_wheel))
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = rows(site / "demo-1.0.dist-info" / "RECORD")
+    assert not [r for r in record if r[0] == f"demo/_speed{EXT_SUFFIX}"], record
+    assert hand_made.is_symlink()
+
+
+def test_install_permission_error_is_reported_with_its_message(tmp_path: Path, demo_wheel: Path) -> None:
+    if os.geteuid() == 0:
+        import pytest
+
+        pytest.skip("root writes into read-only directories")
+    prefix = tmp_path / "prefix"
+    site = site_under(prefix)
+    site.mkdir(parents=True)
+    site.chmod(0o555)
+    try:
+        out = soabi_shim("install", "--prefix", str(prefix), "--no-compile-bytecode", str(demo_wheel))
+    finally:
+        site.chmod(0o755)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Permission denied" in out.stderr and "invalid wheel" not in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    assert not list(site.iterdir())
+
+
+def test_install_errors_in_process(tmp_path: Path, demo_wheel: Path, monkeypatch: object) -> None:
+    """install_wheels maps installer's own errors to UsageError and OSError to InstallError."""
+    import installer
+    import pytest
+    from installer.exceptions import InvalidWheelSource
+
+    from soabi_shim.errors import UsageError
+    from soabi_shim.install import InstallError, install_wheels
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    for exc, kind, text in [
+        (InvalidWheelSource("bad dist-info"), UsageError, "invalid wheel (InvalidWheelSource: bad dist-info)"),
+        (PermissionError(13, "Permission denied"), InstallError, "Permission denied"),
+        (OSError(28, "No space left on device"), InstallError, "No space left on device"),
+    ]:
+
+        def fail(*args: object, _exc: BaseException = exc) -> None:
+            raise _exc
+
+        monkeypatch.setattr(installer, "install", fail)
+        with pytest.raises(kind) as info:
+            install_wheels([str(demo_wheel)], prefix=str(tmp_path / "p"), bytecode_levels=())
+        assert text in str(info.value)
+        assert type(info.value) is kind

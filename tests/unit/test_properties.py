@@ -11,7 +11,7 @@ import tempfile
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from soabi_shim._twins import suffix_twins
+from soabi_shim._twins import twin_suffix_strings
 from soabi_shim.errors import RecordError, SuffixError
 from soabi_shim.record import append_rows, parse_record, read_record, remove_rows
 from soabi_shim.suffixes import ARCHITECTURES, ExtSuffix, parse_suffix, split_filename, twin_suffixes
@@ -92,7 +92,7 @@ def check_suffix(text: object) -> None:
     assert str(parsed) == text
     assert parse_suffix(str(parsed)) == parsed
     twins = twin_suffixes(parsed)
-    assert suffix_twins(str(parsed)) == [str(t) for t in twins]
+    assert twin_suffix_strings(str(parsed)) == [str(t) for t in twins]
     for twin in twins:
         assert (twin.abi, twin.arch, twin.implementation, twin.version, twin.flags) == (
             parsed.abi,
@@ -135,7 +135,7 @@ def test_wellformed_suffixes_always_parse_and_twin_back(text: str) -> None:
     assert str(parsed) == text
     check_suffix(text)
     for twin in twin_suffixes(parsed):
-        assert text in suffix_twins(str(twin))
+        assert text in twin_suffix_strings(str(twin))
 
 
 @SETTINGS

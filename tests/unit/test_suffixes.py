@@ -12,7 +12,7 @@ import itertools
 
 import pytest
 
-from soabi_shim._twins import suffix_twins
+from soabi_shim._twins import twin_suffix_strings
 from soabi_shim.errors import SoabiShimError, SuffixError
 from soabi_shim.suffixes import (
     ARCHITECTURES,
@@ -132,8 +132,8 @@ def _check_twin_invariants(original: ExtSuffix, problems: list[str]) -> None:
     if len(set(twins)) != len(twins):
         problems.append(f"{text}: duplicate twins {twins}")
     strings = [str(t) for t in twins]
-    if suffix_twins(text) != strings:
-        problems.append(f"{text}: suffix_twins {suffix_twins(text)} != twin_suffixes {strings}")
+    if twin_suffix_strings(text) != strings:
+        problems.append(f"{text}: twin_suffix_strings {twin_suffix_strings(text)} != twin_suffixes {strings}")
 
 
 # --------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def test_grid_parse_round_trip_and_fields(arch: str) -> None:
                 problems.append(f"{text}: stable_abi is {parsed.stable_abi}")
             if parse_suffix(str(parsed)) != parsed:
                 problems.append(f"{text}: second parse differs")
-            if libc is None and (twin_suffixes(parsed) != () or suffix_twins(text) != []):
+            if libc is None and (twin_suffixes(parsed) != () or twin_suffix_strings(text) != []):
                 problems.append(f"{text}: a suffix without libc part has twins")
     assert problems == [], "\n".join(problems[:40])
 
@@ -212,8 +212,8 @@ NON_MIPS64 = sorted(EXPECTED_ARCHITECTURES - set(MIPS64))
 def test_generic_pairs_both_ways(arch: str, gnu: str, musl: str) -> None:
     assert libc_twins(arch, gnu) == (musl,)
     assert libc_twins(arch, musl) == (gnu,)
-    assert suffix_twins(f".cpython-313-{arch}-linux-{gnu}.so") == [f".cpython-313-{arch}-linux-{musl}.so"]
-    assert suffix_twins(f".cpython-313t-{arch}-linux-{musl}.so") == [f".cpython-313t-{arch}-linux-{gnu}.so"]
+    assert twin_suffix_strings(f".cpython-313-{arch}-linux-{gnu}.so") == [f".cpython-313-{arch}-linux-{musl}.so"]
+    assert twin_suffix_strings(f".cpython-313t-{arch}-linux-{musl}.so") == [f".cpython-313t-{arch}-linux-{gnu}.so"]
 
 
 @pytest.mark.parametrize("arch", MIPS64)
@@ -249,7 +249,7 @@ def test_real_world_examples() -> None:
     }
     for suffix, twins in table.items():
         assert [str(t) for t in twin_suffixes(parse_suffix(suffix))] == twins, suffix
-        assert suffix_twins(suffix) == twins, suffix
+        assert twin_suffix_strings(suffix) == twins, suffix
 
 
 # --------------------------------------------------------------------------
@@ -267,7 +267,7 @@ def test_free_threaded_debug_is_spelled_td_by_cpython(minor: int) -> None:
     assert parsed.flags == "td"
     assert parsed.version == (3, minor)
     assert [str(t) for t in twin_suffixes(parsed)] == [f".cpython-3{minor}td-x86_64-linux-musl.so"]
-    assert suffix_twins(text) == [f".cpython-3{minor}td-x86_64-linux-musl.so"]
+    assert twin_suffix_strings(text) == [f".cpython-3{minor}td-x86_64-linux-musl.so"]
 
 
 @pytest.mark.parametrize("flags", ["dd", "tt", "dt", "dtd", "tdt", "mm", "x", "D", "T", "dx"])
@@ -350,8 +350,8 @@ def test_suffix_error_is_a_value_error_and_ours() -> None:
 @pytest.mark.parametrize(
     "text", [".so", ".abi3.so", ".abi3t.so", ".cpython-311.so", "", ".graalpy250-311-native-x86_64-linux.so"]
 )
-def test_suffix_twins_has_nothing_for_untagged(text: str) -> None:
-    assert suffix_twins(text) == []
+def test_twin_suffix_strings_has_nothing_for_untagged(text: str) -> None:
+    assert twin_suffix_strings(text) == []
 
 
 def test_huge_version_number_raises_suffix_error() -> None:
@@ -448,3 +448,105 @@ def test_twin_table_is_symmetric_for_every_arch_and_spelling() -> None:
             if libc_family(twin) == libc_family(libc):
                 problems.append(f"{arch}: {libc} -> {twin} stays in one family")
     assert problems == []
+
+
+# --------------------------------------------------------------------------
+# CPython 3.15's suffix list (issue 15 item 3)
+# --------------------------------------------------------------------------
+#
+# Source: CPython's ``Python/dynload_shlib.c`` (``_PyImport_DynLoadFiletab``)
+# as changed by python/cpython PR #152461 (gh-122931, merged July 2026 for
+# 3.15.0rc1): after ``"." SOABI ".so"`` come, inside ``#ifndef
+# Py_GIL_DISABLED``, ``".abi3-" SOABI_PLATFORM ".so"`` and ``".abi3.so"``,
+# then (for every build) ``".abi3t-" SOABI_PLATFORM ".so"`` and
+# ``".abi3t.so"``, then ``".so"``.  SOABI_PLATFORM is the platform triplet
+# (``x86_64-linux-gnu``), so the libc part now appears in stable-ABI names.
+# The list below is ``_imp.extension_suffixes()`` of CPython 3.15.0rc2 on
+# x86_64 as quoted in robotpy/crossenv PR #165; the free-threaded list
+# follows from the same file (no plain abi3 entries under Py_GIL_DISABLED).
+# The stored copy of python/cpython that the project's search tool holds has
+# Python/dynload_shlib.c only at commit 1113472faa669d5db366ef237a82b7a313f21f46
+# (3.7 era, before the change), and the repository snapshot was too large to
+# fetch, so the merge commit itself is not cited here.
+
+
+def cpython315_suffixes(triplet: str, free_threaded: bool) -> list[str]:
+    """``_PyImport_DynLoadFiletab`` of a 3.15 build on Linux, in order."""
+    t = "t" if free_threaded else ""
+    out = [f".cpython-315{t}-{triplet}.so"]
+    if not free_threaded:
+        out += [f".abi3-{triplet}.so", ".abi3.so"]
+    out += [f".abi3t-{triplet}.so", ".abi3t.so", ".so"]
+    return out
+
+
+def test_cpython315_list_as_measured() -> None:
+    assert cpython315_suffixes("x86_64-linux-gnu", False) == [
+        ".cpython-315-x86_64-linux-gnu.so",
+        ".abi3-x86_64-linux-gnu.so",
+        ".abi3.so",
+        ".abi3t-x86_64-linux-gnu.so",
+        ".abi3t.so",
+        ".so",
+    ]
+
+
+@pytest.mark.parametrize("free_threaded", [False, True])
+@pytest.mark.parametrize(
+    "triplet",
+    ["x86_64-linux-gnu", "x86_64-linux-musl", "aarch64-linux-musl", "arm-linux-gnueabihf", "mips64el-linux-gnuabi64"],
+)
+def test_cpython315_suffixes_parse_and_classify(triplet: str, free_threaded: bool) -> None:
+    arch, _, libc = triplet.partition("-linux-")
+    for text in cpython315_suffixes(triplet, free_threaded):
+        if "-linux-" not in text:  # .abi3.so, .abi3t.so, .so: untagged, never aliased
+            with pytest.raises(SuffixError):
+                parse_suffix(text)
+            assert twin_suffix_strings(text) == []
+            continue
+        parsed = parse_suffix(text)
+        assert str(parsed) == text
+        assert (parsed.arch, parsed.libc) == (arch, libc)
+        if text.startswith(".cpython-"):
+            assert (parsed.implementation, parsed.version, parsed.stable_abi) == ("cpython", (3, 15), False)
+            assert parsed.flags == ("t" if free_threaded else "")
+        else:
+            assert parsed.implementation == "stable" and parsed.stable_abi and parsed.version is None
+            assert parsed.abi in ("abi3", "abi3t")
+            assert parsed.flags == ("t" if parsed.abi == "abi3t" else "")
+
+
+@pytest.mark.parametrize("free_threaded", [False, True])
+@pytest.mark.parametrize(
+    ("gnu", "musl"), [("x86_64-linux-gnu", "x86_64-linux-musl"), ("arm-linux-gnueabihf", "arm-linux-musleabihf")]
+)
+def test_cpython315_twins_cross_only_the_libc(gnu: str, musl: str, free_threaded: bool) -> None:
+    """A 3.15 musl interpreter's twins are exactly the gnu build's tagged
+    entries of the same flavour: never across abi3 / abi3t, never the t flag."""
+    musl_list = cpython315_suffixes(musl, free_threaded)
+    gnu_list = cpython315_suffixes(gnu, free_threaded)
+    twins: set[str] = set()
+    for text in musl_list:
+        try:
+            parsed = parse_suffix(text)
+        except SuffixError:
+            continue
+        found = [str(t) for t in twin_suffixes(parsed)]
+        assert twin_suffix_strings(text) == found
+        for twin in twin_suffixes(parsed):
+            assert (twin.abi, twin.arch, twin.flags, twin.implementation, twin.version) == (
+                parsed.abi,
+                parsed.arch,
+                parsed.flags,
+                parsed.implementation,
+                parsed.version,
+            )
+        twins.update(found)
+    assert twins == {s for s in gnu_list if "-linux-" in s}
+    other_flavour = cpython315_suffixes(gnu, not free_threaded)
+    crossing = twins & (set(other_flavour) - set(gnu_list))
+    assert not crossing, crossing  # e.g. never .abi3-<gnu>.so for a free-threaded musl build
+    if free_threaded:
+        assert f".abi3-{gnu}.so" not in twins and f".cpython-315-{gnu}.so" not in twins
+    else:
+        assert f".cpython-315t-{gnu}.so" not in twins
