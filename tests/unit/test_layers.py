@@ -12,6 +12,7 @@ floor here, or this test fails.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ def _rank() -> dict[str, tuple[int, int]]:
     return {name: (floor, pos) for floor, names in enumerate(FLOORS) for pos, name in enumerate(names)}
 
 
+@functools.lru_cache(maxsize=None)
 def _modules() -> dict[str, Path]:
     out = {}
     for path in PACKAGE.rglob("*.py"):
