@@ -314,9 +314,7 @@ def _identity(sitedir: str) -> "frozenset[tuple[str, int]]":
     """soabi-shim's own files in ``sitedir`` (dist-info and hook, by inode):
     changed when the installer uninstalled or upgraded soabi-shim."""
     with os.scandir(sitedir) as it:
-        return frozenset(
-            (e.name, e.inode()) for e in it if e.name.startswith("soabi_shim-") or e.name == PACKAGE_DIR
-        )
+        return frozenset((e.name, e.inode()) for e in it if e.name.startswith("soabi_shim-") or e.name == PACKAGE_DIR)
 
 
 def _exit_heal() -> None:

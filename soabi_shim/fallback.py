@@ -7,7 +7,8 @@ can be healed (a read-only site, a heal that left problems,
 ``SOABI_SHIM_FALLBACK_ONLY``).  A twin is loaded only after the ELF check
 :func:`check`: a small header reader here accepts the ordinary case (a
 shared object for this machine, word size and byte order, naming this
-process's libc in ``DT_NEEDED``) with ``os.pread`` and ``int.from_bytes``;
+process's libc in ``DT_NEEDED``, no symbol versions: musl's own extensions)
+with ``os.pread`` and ``int.from_bytes``;
 anything else goes to the full reader and :func:`soabi_shim.elf.refusal`,
 the rule ``heal`` uses, so the refusals are the same.
 
@@ -25,6 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from types import ModuleType
+    from typing import Literal
 
     from .elf import ElfInfo
 
@@ -35,6 +37,7 @@ _OPEN = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 _ET_DYN = 3
 _PT_LOAD, _PT_DYNAMIC, _PT_INTERP = 1, 2, 3
 _DT_NEEDED, _DT_STRTAB, _DT_SYMTAB, _DT_STRSZ = 1, 5, 6, 10
+_DT_VERNEED, _DT_VERNEEDNUM = 0x6FFFFFFE, 0x6FFFFFFF
 _MAX_PHNUM = 256
 _MAX_DYNAMIC = 4096 * 16
 _MAX_STRTAB = 1 << 16
@@ -75,7 +78,7 @@ def _quick(fd: int) -> bool:
     h = os.pread(fd, 64, 0)
     if me is None or len(h) < 64 or h[:4] != b"\x7fELF" or (h[4], h[5]) != me[:2]:
         return False
-    order = "little" if h[5] == 1 else "big"
+    order: Literal['little', 'big'] = "little" if h[5] == 1 else "big"
 
     def u(b: bytes, at: int, n: int) -> int:
         return int.from_bytes(b[at : at + n], order)
@@ -107,7 +110,7 @@ def _quick(fd: int) -> bool:
     if not loads or dynamic is None or not 0 < dynamic[1] <= _MAX_DYNAMIC or dynamic[0] + dynamic[1] > size:
         return False
     data = os.pread(fd, dynamic[1], dynamic[0])
-    tags: "dict[int, int]" = {}
+    tags: dict[int, int] = {}
     needed = []
     for at in range(0, len(data) - 2 * w + 1, 2 * w):
         tag, val = u(data, at, w), u(data, at + w, w)
@@ -122,6 +125,8 @@ def _quick(fd: int) -> bool:
     strtab, strsz = tags.get(_DT_STRTAB), tags.get(_DT_STRSZ)
     if strtab is None or strsz is None or _DT_SYMTAB not in tags or not needed or strsz > _MAX_STRTAB:
         return False
+    if _DT_VERNEED in tags or _DT_VERNEEDNUM in tags:
+        return False  # symbol versions (glibc's, libgcc's): the full reader checks the chain
     for vaddr, offset, filesz in loads:
         if vaddr <= strtab < vaddr + filesz:
             start = offset + strtab - vaddr
@@ -193,7 +198,7 @@ def install() -> bool:
     if bootstrap is None:  # pragma: no cover - every CPython 3.9+ has it
         return False
     native = _imp.extension_suffixes()
-    twins: "list[str]" = []
+    twins: list[str] = []
     for suffix in native:
         for twin in suffix_twins(suffix):
             if twin not in native and twin not in twins:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-SIM = r'''
+SIM = r"""
 import sys, types, importlib.abc, importlib.machinery
 _real_sys = sys
 class _FakeSys(types.ModuleType):
@@ -58,7 +58,7 @@ for _i in range({passes}):
     for _site in {sites!r}:
         _run_line(_site)
 {after}
-'''
+"""
 
 
 def sim_code(

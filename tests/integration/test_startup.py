@@ -45,9 +45,7 @@ def shim_venv(tmp_path: Path, shim_wheel: Path) -> Venv:
 
 def sim(v: Venv, after: str = "", *, sites: list[Path] | None = None, flags: tuple[str, ...] = (), **kw: object):
     code = sim_code(str(v.site / PTH_NAME), [str(s) for s in (sites or [v.site])], after=after, **kw)  # type: ignore[arg-type]
-    return subprocess.run(
-        [str(v.python), *flags, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
+    return subprocess.run([str(v.python), *flags, "-c", code], capture_output=True, text=True, timeout=60, check=False)
 
 
 def stamps(site: Path) -> list[str]:
@@ -119,7 +117,9 @@ def test_heal_at_start_then_fast_path(shim_venv: Venv, demo_wheel: Path) -> None
 def test_problems_stamp_installs_the_fallback_only(shim_venv: Venv, ext_dir: Path, tmp_path: Path) -> None:
     bad = bytearray((ext_dir / f"_speed{MUSL_SUFFIX}").read_bytes())
     bad[18:20] = (183).to_bytes(2, "little")  # aarch64: refused, a problem
-    wheel = make_wheel(tmp_path / "w", "armdist", "1.0", {"armmod/__init__.py": b"", f"armmod/_speed{MUSL_SUFFIX}": bytes(bad)})
+    wheel = make_wheel(
+        tmp_path / "w", "armdist", "1.0", {"armmod/__init__.py": b"", f"armmod/_speed{MUSL_SUFFIX}": bytes(bad)}
+    )
     shim_venv.pip("install", str(wheel))
     site = shim_venv.site
     first = sim(shim_venv)
@@ -129,7 +129,8 @@ def test_problems_stamp_installs_the_fallback_only(shim_venv: Venv, ext_dir: Pat
     # Next start: the fallback only; no heal module, nothing written.
     nxt = sim(shim_venv, SOABI_MODULES + "\nimport soabi_shim.fallback as f; print(f.INSTALLED)")
     assert nxt.stderr == ""
-    assert nxt.stdout == "['soabi_shim', 'soabi_shim._names', 'soabi_shim._start', 'soabi_shim._twins', 'soabi_shim.fallback']\nTrue\n"
+    modules = ["soabi_shim", "soabi_shim._names", "soabi_shim._start", "soabi_shim._twins", "soabi_shim.fallback"]
+    assert nxt.stdout == f"{modules}\nTrue\n"
     assert os.stat(site).st_mtime_ns == mtime
 
 
@@ -308,8 +309,7 @@ def test_pep829_entry_point(shim_venv: Venv, demo_wheel: Path) -> None:
         "import pkgutil, sys\n"
         f"fn = pkgutil.resolve_name({line!r})\n"
         "sys.modules['soabi_shim._start'].is_musl = lambda: True\n"
-        "fn(); fn()\n"
-        + SOABI_MODULES
+        "fn(); fn()\n" + SOABI_MODULES
     )
     out = shim_venv.run(code, flags=("-X", "dev", "-W", "error"))
     assert out.stderr == "" and "soabi_shim._startup" in out.stdout
@@ -358,8 +358,16 @@ def test_module_of_command_line(argv: list[str], module: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("argv0", "expected"),
-    [("/v/bin/pip", True), ("/v/bin/pip3", True), ("/v/bin/pip3.11", True), ("/x/pip/__pip-runner__.py", True),
-     ("/v/bin/pipx", False), ("/pipelines/app.py", False), ("-c", False), ("", False)],
+    [
+        ("/v/bin/pip", True),
+        ("/v/bin/pip3", True),
+        ("/v/bin/pip3.11", True),
+        ("/x/pip/__pip-runner__.py", True),
+        ("/v/bin/pipx", False),
+        ("/pipelines/app.py", False),
+        ("-c", False),
+        ("", False),
+    ],
 )
 def test_installer_scripts(argv0: str, expected: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     from soabi_shim import _start
@@ -377,7 +385,10 @@ def test_fallback_imports_twin_with_real_file_name(shim_venv: Venv, demo_wheel: 
         "print(m.add(40, 2), m.__file__ == m.__spec__.origin, m.__file__.endswith('-linux-musl.so'))\n"
         "print(sorted(x for x in sys.modules if x.startswith('soabi_shim') or x == 'struct'))"
     )
-    out = shim_venv.run("import sys\nbase = set(sys.modules)\n" + code.replace("x for x in sys.modules", "x for x in set(sys.modules) - base"))
+    out = shim_venv.run(
+        "import sys\nbase = set(sys.modules)\n"
+        + code.replace("x for x in sys.modules", "x for x in set(sys.modules) - base")
+    )
     assert out.stdout == "42 True True\n['soabi_shim', 'soabi_shim._twins', 'soabi_shim.fallback']\n", out.stderr
     assert not (shim_venv.site / "demo" / f"_speed{EXT_SUFFIX}").exists()  # the fallback writes nothing
 
@@ -388,7 +399,10 @@ def test_fallback_refuses_foreign_architecture(shim_venv: Venv, ext_dir: Path) -
     (shim_venv.site / "armmod").mkdir()
     (shim_venv.site / "armmod" / "__init__.py").write_text("")
     (shim_venv.site / "armmod" / f"_speed{MUSL_SUFFIX}").write_bytes(bytes(bad))
-    code = "import soabi_shim.fallback as f; f.install()\ntry:\n import armmod._speed\nexcept ImportError as e:\n print(e)\n"
+    code = (
+        "import soabi_shim.fallback as f; f.install()\n"
+        "try:\n import armmod._speed\nexcept ImportError as e:\n print(e)\n"
+    )
     out = shim_venv.run(code)
     assert "soabi-shim refused" in out.stdout and "ELF for aarch64 64-bit" in out.stdout, out.stdout + out.stderr
 
