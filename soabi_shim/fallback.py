@@ -78,7 +78,7 @@ def _quick(fd: int) -> bool:
     h = os.pread(fd, 64, 0)
     if me is None or len(h) < 64 or h[:4] != b"\x7fELF" or (h[4], h[5]) != me[:2]:
         return False
-    order: Literal['little', 'big'] = "little" if h[5] == 1 else "big"
+    order: Literal["little", "big"] = "little" if h[5] == 1 else "big"
 
     def u(b: bytes, at: int, n: int) -> int:
         return int.from_bytes(b[at : at + n], order)
