@@ -297,6 +297,22 @@ def test_pip_uninstalling_soabi_shim_leaves_the_exit_handler_silent(shim_venv: V
     assert not (site / "demo" / f"_speed{EXT_SUFFIX}").exists()  # nothing healed by a half-removed shim
 
 
+def test_pip_reinstalling_soabi_shim_leaves_the_work_to_the_next_start(
+    shim_venv: Venv, demo_wheel: Path, shim_wheel: Path
+) -> None:
+    """pip replaced soabi-shim's own files in this process: the exit handler
+    does nothing (the modules in memory are the old ones); the next start heals."""
+    site = shim_venv.site
+    shim_venv.pip("install", str(demo_wheel))
+    pip = str(shim_venv.root / "bin" / "pip")
+    after = PIP_IN_PROCESS.format(script=pip, args=["--force-reinstall", str(shim_wheel)])
+    out = sim(shim_venv, after, argv=[pip], passes=1)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "pip exit 0\n", ""), out.stderr
+    assert not (site / "demo" / f"_speed{EXT_SUFFIX}").exists()
+    nxt = sim(shim_venv)
+    assert nxt.stderr == "" and (site / "demo" / f"_speed{EXT_SUFFIX}").is_symlink()
+
+
 def test_pep829_entry_point(shim_venv: Venv, demo_wheel: Path) -> None:
     """Driven as PEP 829 says: resolve the ``.start`` line with
     ``pkgutil.resolve_name``, call it with no arguments, after the path lines;
