@@ -233,8 +233,18 @@ def install() -> bool:
             break
     else:
         return False
+    twin_loaders = [(suffix, TwinExtensionLoader) for suffix in twins]
     for key, finder in list(sys.path_importer_cache.items()):
-        if type(finder) is bootstrap.FileFinder:
+        if type(finder) is not bootstrap.FileFinder:
+            continue
+        # Teach the finders already made the twin names, keeping the directory
+        # listings they cached (re-listing every directory on sys.path costs
+        # more than all the rest); where the internals differ, evict them.
+        loaders = getattr(finder, "_loaders", None)
+        if isinstance(loaders, list) and all(isinstance(e, tuple) and len(e) == 2 for e in loaders):
+            last = max((i for i, (_, cls) in enumerate(loaders) if cls is base), default=-1)
+            loaders[last + 1 : last + 1] = twin_loaders
+        else:
             del sys.path_importer_cache[key]
     INSTALLED = True
     return True

@@ -396,6 +396,7 @@ def test_fallback_imports_twin_with_real_file_name(shim_venv: Venv, demo_wheel: 
     shim_venv.pip("install", str(demo_wheel))
     (shim_venv.site / "demo" / "_speed").mkdir()  # a same-named directory must not win
     code = (
+        "try:\n import demo.nothing\nexcept ImportError:\n pass\n"  # demo/'s finder is cached before
         "import soabi_shim.fallback as f; assert f.install()\n"
         "import demo._speed as m\n"
         "print(m.add(40, 2), m.__file__ == m.__spec__.origin, m.__file__.endswith('-linux-musl.so'))\n"
