@@ -148,6 +148,20 @@ def interleave(
     return a, b
 
 
+def round_robin(rounds: int, runs: Sequence[Callable[[], float]], *, warmup: int = 5) -> list[list[float]]:
+    """``rounds`` rounds of every run, in forward order on even and reverse order
+    on odd rounds (the n-way form of :func:`interleave`)."""
+    for _ in range(warmup):
+        for r in runs:
+            r()
+    out: list[list[float]] = [[] for _ in runs]
+    order = list(range(len(runs)))
+    for i in range(rounds):
+        for k in order if i % 2 == 0 else order[::-1]:
+            out[k].append(runs[k]())
+    return out
+
+
 # --- output -----------------------------------------------------------------
 
 
@@ -389,14 +403,16 @@ class Venv:
         )
 
     def stamp(self) -> Optional[str]:
+        """The start-up hook's stamp file names (``_ok.<ns>`` / ``_fb.<ns>``), comma-separated, or None."""
         try:
-            return (self.site / "soabi_shim" / "_stamp").read_text()
+            names = sorted(n for n in os.listdir(self.site / "soabi_shim") if n.startswith(("_ok.", "_fb.")))
         except OSError:
             return None
+        return ",".join(names) or None
 
     def stamp_current(self) -> bool:
         """The start-up hook's stamp says: nothing changed since a heal without problems."""
-        return self.stamp() == f"{os.stat(self.site).st_mtime_ns} 0"
+        return self.stamp() == f"_ok.{os.stat(self.site).st_mtime_ns}"
 
     def drop_pycache(self) -> None:
         for d in list(self.site.rglob("__pycache__")):

@@ -11,10 +11,10 @@ A. healed: the start-up hook made the alias ``…-linux-gnu.so -> ./…-linux-mu
    and its stamp is current, so the hook stops after a ``stat`` and a read, and
    the extension loads natively, by the alias's name;
 B. the alias removed again (``python -m soabi_shim undo``), so the site
-   directory changed since the stamp; every start imports
-   ``soabi_shim._startup``, installs the fallback and, with
-   ``SOABI_SHIM_FALLBACK_ONLY=1``, writes nothing; the extension is found by
-   its ``-musl`` name and loaded by the fallback's loader after its ELF checks.
+   directory changed since the stamp; every start imports the small
+   ``soabi_shim._start``, which (with ``SOABI_SHIM_FALLBACK_ONLY=1``) installs
+   ``soabi_shim.fallback`` and writes nothing; the extension is found by its
+   ``-musl`` name and loaded by the fallback's loader after its ELF check.
 
 Both run with ``SOABI_SHIM_FALLBACK_ONLY=1``.  Each run is a fresh process that
 times ``import markupsafe._speedups`` in-process with ``time.perf_counter_ns``
@@ -31,6 +31,17 @@ Pairs are interleaved (AB, BA, ...); median, interquartile range, ratio of
 medians (B/A) with a 95% bootstrap interval.  Target: in-process ratio <= 1.1.
 
     python benchmarks/bench_fallback.py [--quick] [--json FILE]
+
+``--host``: on this glibc host instead (no musl build needed): a gcc-built
+extension named for musl in venv B, the same file under the native name in
+venv A; B's process runs the hook's slow path as the ``.pth`` line would
+(``soabi_shim._start.run`` with the libc decision patched to musl and
+``SOABI_SHIM_FALLBACK_ONLY=1``), A's the same code with ``SOABI_SHIM_DISABLE=1``
+(the hook stops at once).  The in-process time covers everything the
+fallback adds: importing ``soabi_shim._start`` and ``soabi_shim.fallback``,
+installing the path hook, and the ELF check at load.
+
+    python benchmarks/bench_fallback.py --host [--pairs N]
 """
 
 from __future__ import annotations
@@ -83,8 +94,75 @@ def pairs_of(n: int, a: B.Venv, b: B.Venv, code: str, env: dict[str, str], work:
     return res
 
 
+HOST_TIMED = (
+    "import time\n"
+    "t0 = time.perf_counter_ns()\n"
+    "import soabi_shim._start as s\n"
+    "s.is_musl = lambda: True\n"
+    "s.run({site!r})\n"
+    "import demo._speed\n"
+    "t1 = time.perf_counter_ns()\n"
+    "import sys\n"
+    "sys.stdout.write(str(t1 - t0))\n"
+)
+
+
+def host_main(pairs: int, work: Path, results: dict[str, Any]) -> None:
+    import sysconfig
+
+    native = str(sysconfig.get_config_var("EXT_SUFFIX"))
+    twin = B.libc_twin(native)
+    so = B.compile_extension(work / "ext", "_speed", twin).read_bytes()
+    wheels = [*B.dependency_wheels(work), B.build_shim_wheel(work / "wheel")]
+    a, b = B.Venv(sys.executable, work / "native"), B.Venv(sys.executable, work / "fallback")
+    for v in (a, b):
+        v.install(*wheels)
+    B.write_dist(a.site, "demo", "1.0", {"demo/__init__.py": b"", f"demo/_speed{native}": so})
+    B.write_dist(b.site, "demo", "1.0", {"demo/__init__.py": b"", f"demo/_speed{twin}": so})
+    rows = []
+    for variant in ("pyc", "no-pyc"):
+        env_a = B.clean_env(SOABI_SHIM_DISABLE="1")
+        env_b = B.clean_env(SOABI_SHIM_FALLBACK_ONLY="1")
+        if variant == "pyc":
+            a.compile_all()
+            b.compile_all()
+        else:
+            for env in (env_a, env_b):
+                env["PYTHONDONTWRITEBYTECODE"] = "1"
+            a.drop_pycache()
+            b.drop_pycache()
+        out = work / "out.txt"
+        res: dict[str, list[int]] = {"a_import": [], "b_import": [], "a_process": [], "b_process": []}
+        for i in range(pairs + 5):
+            for side in ("a", "b") if i % 2 == 0 else ("b", "a"):
+                v, env = (a, env_a) if side == "a" else (b, env_b)
+                imp, wall = measure(v.python, HOST_TIMED.format(site=str(v.site)), env, out)
+                if i >= 5:
+                    res[f"{side}_import"].append(imp)
+                    res[f"{side}_process"].append(wall)
+        imp = B.compare(res["a_import"], res["b_import"])
+        proc = B.compare(res["a_process"], res["b_process"])
+        results[f"host/{variant}"] = {"ns": res, "import": imp, "process": proc}
+        extra = imp["b"]["median"] - imp["a"]["median"]
+        rows.append(
+            [
+                ".pyc present" if variant == "pyc" else "no `.pyc`",
+                B.med_iqr(imp["a"], B.us),
+                B.med_iqr(imp["b"], B.us),
+                f"{extra / 1e3:.0f}",
+                "yes" if extra <= 300e3 else "**no**",
+                f"{B.ms(proc['b']['median'] - proc['a']['median'])} ({proc['ratio']:.3f})",
+            ]
+        )
+        print(f"  host/{variant}: fallback extra {extra / 1e3:.0f} µs in-process", file=sys.stderr)
+    print("## glibc host: hook slow path + fallback import vs. a native import (µs, in-process)\n")
+    headers = ["variant", "A native (µs)", "B fallback (µs)", "B - A (µs)", "≤ 300 µs", "process B - A (ms) (ratio)"]
+    print(B.table(headers, rows))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--host", action="store_true", help="measure on this glibc host (see above)")
     ap.add_argument("--quick", action="store_true", help="50 pairs, for a quick look")
     ap.add_argument("--json", metavar="FILE", help="write the raw numbers (ns) as JSON")
     ap.add_argument("--pairs", type=int, help="interleaved pairs per row (200; --quick 50)")
@@ -94,6 +172,16 @@ def main() -> int:
     pairs = args.pairs or (50 if args.quick else 200)
 
     info = B.machine()
+    if args.host:
+        work = B.workdir(args.workdir, "soabi-shim-bench-fallback-")
+        print(B.header("soabi-shim: the import fallback (glibc host)", info, sys.argv))
+        results: dict[str, Any] = {}
+        try:
+            host_main(pairs, work, results)
+        finally:
+            B.finish(info, work, keep=args.keep)
+        B.write_json(args.json, {"machine": info, "pairs": pairs, "results": results})
+        return 0
     exe = B.find_interpreter("gnu311")
     if exe is None:
         sys.exit("gnu311 is not built: python tools/build_musl_python.py --flavour gnu311")
@@ -101,7 +189,7 @@ def main() -> int:
     work = B.workdir(args.workdir, "soabi-shim-bench-fallback-")
     print(B.header("soabi-shim: the import fallback", info, sys.argv))
     print(f"- gnu311: {exe} ({info['python_gnu311']})")
-    results: dict[str, Any] = {}
+    results = {}
     data: dict[str, Any] = {"machine": info, "pairs": pairs, "results": results}
     try:
         wheels = [*B.dependency_wheels(work), B.build_shim_wheel(work / "wheel"), B.musllinux_wheel(work)]

@@ -15,3 +15,29 @@ ENTRY_POINT_GROUP = "soabi_shim"
 PACKAGE_DIR = "soabi_shim"
 #: The ``sys.modules`` marker that stops a venv's second ``.pth`` pass.
 PTH_SEEN_MARK = "soabi_shim._pth_seen"
+#: The start-up hook's files at the site directory's top level.
+PTH_NAME = "soabi_shim-startup.pth"
+START_NAME = "soabi_shim-startup.start"
+
+# --- the stamp -------------------------------------------------------------
+# The stamp is an empty file in ``<site>/soabi_shim/`` whose *name* carries
+# the site directory's ``st_mtime_ns`` as it was after the last heal, so the
+# ``.pth`` line tests it with one ``os.path.exists`` (no ``try``, no read).
+# Two kinds: ``_ok.<ns>`` (healed, nothing to do) and ``_fb.<ns>`` (the heal
+# left problems: install the import fallback only).  It is listed in
+# soabi-shim's own RECORD, so uninstalling soabi-shim removes it.
+
+#: Prefix of the stamp that says "nothing to do".
+STAMP_OK = "_ok."
+#: Prefix of the stamp that says "the heal left problems: install the fallback only".
+STAMP_FALLBACK = "_fb."
+
+
+def stamp_name(mtime_ns: int, problems: bool = False) -> str:
+    """The stamp's file name for a site directory whose mtime is ``mtime_ns``."""
+    return f"{STAMP_FALLBACK if problems else STAMP_OK}{mtime_ns}"
+
+
+def is_stamp_name(name: str) -> bool:
+    """Whether ``name`` (a file name in ``<site>/soabi_shim/``) is a stamp."""
+    return name.startswith((STAMP_OK, STAMP_FALLBACK)) and name[4:].isdigit()
