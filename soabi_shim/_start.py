@@ -97,7 +97,7 @@ def _run(sitedir: str) -> None:
     if _installer():
         from ._startup import heal_at_exit
 
-        heal_at_exit(sitedir)
+        heal_at_exit(sitedir, may_heal)
         return
     if os.path.exists(_stamp(sitedir, False)):
         return

@@ -29,6 +29,8 @@ from ._names import PACKAGE_DIR, PTH_NAME, STAMP_FALLBACK, STAMP_OK, is_stamp_na
 # No typing import at run time: annotations are strings.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .report import Report
 
 #: The single line of ``soabi_shim-startup.pth`` (a test keeps the shipped
@@ -66,20 +68,6 @@ def __getattr__(name: str) -> object:
         fallback = sys.modules.get("soabi_shim.fallback")
         return bool(getattr(fallback, "INSTALLED", False))
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def start(sitedir: "str | None" = None, stamp: object = None) -> None:
-    """Run the hook for ``sitedir`` (default: as the PEP 829 entry point does).
-
-    ``stamp`` is accepted and ignored (the ``.pth`` line of earlier releases
-    passed the old stamp's text).
-    """
-    from . import _start
-
-    if sitedir is None:
-        _start.start()
-    else:
-        _start.run(sitedir)
 
 
 def install_fallback() -> bool:
@@ -296,18 +284,20 @@ def stamp_state(sitedir: str) -> "str | None":
 # --- heal at an installer's exit ----------------------------------------------
 
 #: Site directories to heal when this (installer) process exits.
-EXIT_SITES: "list[tuple[str, frozenset[tuple[str, int]], frozenset[tuple[str, int]]]]" = []
+EXIT_SITES: "list[tuple[str, frozenset[tuple[str, int]], frozenset[tuple[str, int]], Callable[[str], bool]]]" = []
 
 
-def heal_at_exit(sitedir: str) -> None:
-    """Heal ``sitedir`` when this process (pip, ``python -m installer``) exits."""
+def heal_at_exit(sitedir: str, may_heal: "Callable[[str], bool]") -> None:
+    """Heal ``sitedir`` when this process (pip, ``python -m installer``) exits,
+    if ``may_heal(sitedir)`` says so then (:func:`soabi_shim._start.may_heal`,
+    passed in: this module sits below ``_start`` and never imports it)."""
     if any(entry[0] == sitedir for entry in EXIT_SITES):
         return
     if not EXIT_SITES:
         import atexit
 
         atexit.register(_exit_heal)
-    EXIT_SITES.append((sitedir, _identity(sitedir), _dist_infos(sitedir)))
+    EXIT_SITES.append((sitedir, _identity(sitedir), _dist_infos(sitedir), may_heal))
 
 
 def _identity(sitedir: str) -> "frozenset[tuple[str, int]]":
@@ -325,9 +315,7 @@ def _exit_heal() -> None:
     whose soabi-shim was uninstalled or upgraded by this process is left to
     the next start (with whatever is installed then).
     """
-    from ._start import may_heal
-
-    for sitedir, identity, dists in EXIT_SITES:
+    for sitedir, identity, dists, may_heal in EXIT_SITES:
         try:
             if _identity(sitedir) != identity:
                 continue

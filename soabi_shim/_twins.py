@@ -66,4 +66,3 @@ def twin_suffix_strings(suffix: str) -> "list[str]":
 
 
 #: The former name; kept only until ``_startup`` imports ``twin_suffix_strings``.
-suffix_twins = twin_suffix_strings

@@ -20,7 +20,7 @@ import os
 import stat
 import sys
 
-from ._twins import suffix_twins
+from ._twins import twin_suffix_strings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -200,7 +200,7 @@ def install() -> bool:
     native = _imp.extension_suffixes()
     twins: list[str] = []
     for suffix in native:
-        for twin in suffix_twins(suffix):
+        for twin in twin_suffix_strings(suffix):
             if twin not in native and twin not in twins:
                 twins.append(twin)
     if not twins:

@@ -28,7 +28,7 @@ FLOORS: list[list[str]] = [
     ["pipeline"],  # run(): facts -> scan -> plan -> apply -> report
     # entry points, thin shells over the pipeline
     # (__init__ reaches the others only through its lazy __getattr__, which this test cannot see)
-    ["fallback", "_start", "_startup", "install", "__init__", "cli", "__main__", "integrations.__init__",
+    ["fallback", "_startup", "_start", "install", "__init__", "cli", "__main__", "integrations.__init__",
      "integrations.pdm", "integrations.poetry"],
 ]
 
@@ -37,7 +37,7 @@ def _rank() -> dict[str, tuple[int, int]]:
     return {name: (floor, pos) for floor, names in enumerate(FLOORS) for pos, name in enumerate(names)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _modules() -> dict[str, Path]:
     out = {}
     for path in PACKAGE.rglob("*.py"):
