@@ -127,17 +127,31 @@ def _occupancy(fs: SiteDir, c: Candidate, recorded: bool) -> tuple[Action, str]:
     return "refuse", "the alias name is taken by something that is not a file; left alone"
 
 
+#: The smallest file that can be an ELF object (its 64-bit header).
+_MIN_ELF = 64
+
+
 def _readable(fs: SiteDir, c: Candidate) -> Optional[str]:
-    """None if the candidate is a regular file (through a last symlink: uv's
-    symlink mode), else the refusal reason.  Nothing else is ever opened."""
+    """None if the candidate is a regular file, else the refusal reason.
+
+    A last component that is a symlink (uv's symlink mode links installed
+    files into its cache) is followed for reading only, and only to a
+    regular file of at least an ELF header's size: never to a device, a
+    FIFO or a pseudo file like ``/proc/kmsg`` (which says 0 bytes).
+    """
     try:
-        st = fs.stat(c.rel)
+        st = fs.lstat(c.rel)
+        link = stat.S_ISLNK(st.st_mode)
+        if link:
+            st = fs.stat(c.rel)
     except FileNotFoundError:
         return "listed in RECORD but missing on disk" if c.record else "gone meanwhile"
     except (OSError, SiteError) as exc:
         return f"cannot inspect the file: {describe(exc)}"
     if not stat.S_ISREG(st.st_mode):
-        return f"not a regular file ({file_kind(st.st_mode)}); left alone"
+        return f"not a regular file ({'a symlink to ' if link else ''}{file_kind(st.st_mode)}); left alone"
+    if link and st.st_size < _MIN_ELF:
+        return f"not a regular file (a symlink to a {st.st_size}-byte file); left alone"
     return None
 
 
