@@ -252,15 +252,19 @@ def test_directories_swapped_for_symlinks_outside(
     with symlinks to outside during heal and undo: nothing is ever created,
     replaced or removed outside."""
     outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / f"_speed{MUSL_SUFFIX}").write_bytes(so)
-    (outside / f"_old{EXT_SUFFIX}").symlink_to(f"./_old{MUSL_SUFFIX}")  # undo must not remove it
+    for sub in ("a", "b"):
+        (outside / sub).mkdir(parents=True)
+        (outside / sub / f"_speed{MUSL_SUFFIX}").write_bytes(so)
+    # b holds an alias of our shape: a heal through it finds it "present",
+    # an undo through it would remove it.
+    (outside / "b" / f"_speed{EXT_SUFFIX}").symlink_to(f"./_speed{MUSL_SUFFIX}")
     fake_info = outside / "demo-1.0.dist-info"
     fake_info.mkdir()
-    fake_record = f"demo/_speed{MUSL_SUFFIX},sha256=x,1\ndemo/_old{EXT_SUFFIX},,\ndemo/_old{MUSL_SUFFIX},,\n"
+    fake_record = f"demo/_speed{MUSL_SUFFIX},sha256=x,1\ndemo2/_speed{EXT_SUFFIX},,\n"
     (fake_info / "RECORD").write_text(fake_record)
-    install_dist(site, "demo", {f"demo/_speed{MUSL_SUFFIX}": so})
-    (site / "swap-pkg").symlink_to(outside)
+    install_dist(site, "demo", {f"demo/_speed{MUSL_SUFFIX}": so, f"demo2/_speed{MUSL_SUFFIX}": so})
+    (site / "swap-a").symlink_to(outside / "a")
+    (site / "swap-b").symlink_to(outside / "b")
     (site / "swap-info").symlink_to(fake_info)
 
     def snapshot() -> dict[str, str]:
@@ -273,7 +277,8 @@ def test_directories_swapped_for_symlinks_outside(
     flips = {"n": 0}
 
     def swap() -> None:
-        exchange(site / "demo", site / "swap-pkg")
+        exchange(site / "demo", site / "swap-a")
+        exchange(site / "demo2", site / "swap-b")
         exchange(site / "demo-1.0.dist-info", site / "swap-info")
         flips["n"] += 1
 

@@ -104,7 +104,7 @@ def test_outside_is_unreachable(tree: tuple[Path, Path], how: str) -> None:
         (site / "evil").symlink_to("hop")
     before = sorted(os.listdir(outside))
     with SiteDir(str(site)) as fs:
-        with pytest.raises(OutsideError, match="outside the site directory|climbs out"):
+        with pytest.raises(OutsideError, match=r"outside the site directory|climbs out"):
             fs.read("evil/secret", 100)
         with pytest.raises(OutsideError):
             fs.symlink("./secret", "evil/alias")
