@@ -28,9 +28,9 @@ import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, overload
 
-from .errors import RecordError, SiteError
+from .errors import OutsideError, RecordError, SiteError
 from .sitefs import SiteDir, describe, open_regular_at
 
 __all__ = [
@@ -92,11 +92,28 @@ def _identity(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def load_record(site: SiteDir, rel: str) -> RecordFile:
+@overload
+def load_record(site: SiteDir, rel: str) -> RecordFile: ...
+@overload
+def load_record(site: SiteDir, rel: str, *, missing_ok: bool) -> Optional[RecordFile]: ...
+
+
+def load_record(site: SiteDir, rel: str, *, missing_ok: bool = False) -> Optional[RecordFile]:
     """Read and parse the RECORD ``rel`` of ``site`` (regular files only,
-    bounded); :class:`RecordError` with the reason otherwise."""
+    bounded); :class:`RecordError` with the reason otherwise.
+
+    ``missing_ok``: None if there is no such file (or its directory is not
+    a directory).  A directory that leads outside the site directory raises
+    :class:`~soabi_shim.errors.OutsideError` itself.
+    """
     try:
         data, st = site.read(rel, _MAX_RECORD)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        if missing_ok:
+            return None
+        raise RecordError(f"cannot read RECORD: {describe(exc)}") from None
+    except OutsideError:
+        raise
     except (OSError, SiteError) as exc:
         raise RecordError(f"cannot read RECORD: {describe(exc)}") from None
     return RecordFile(rel, data, parse_record(data), _identity(st))
@@ -117,7 +134,10 @@ def read_record(path: str) -> list[tuple[str, str, str]]:
     """Read and parse the RECORD at ``path``."""
     site, rel = _at(path)
     with site:
-        return load_record(site, rel).rows
+        try:
+            return load_record(site, rel).rows
+        except OutsideError as exc:
+            raise RecordError(f"cannot read RECORD: {exc}") from None
 
 
 @contextmanager
@@ -327,10 +347,9 @@ def _update(site: SiteDir, rel: str, change: _Change, known: Optional[RecordFile
                     data = _read_fd(fd)
                     rows = parse_record(data)
                 known = None
-                new = change(data, rows)
+                new = change(data, rows)  # checks that it can read back what it made
                 if new is None or new == data:
                     return
-                parse_record(new)  # never write what we could not read back
                 try:
                     _replace(site.fd, dir_fd, name, st, new)
                     return
@@ -367,7 +386,12 @@ def _appender(paths: Iterable[str], added: list[str]) -> _Change:
         if not new:
             return None
         prefix = data if not data or data.endswith((b"\n", b"\r")) else data + b"\n"
-        return prefix + _serialize((p, "", "") for p in new)
+        tail = _serialize((p, "", "") for p in new)
+        # Never write what we could not read back.  The original parsed and
+        # ends with a line break, so the new rows parse on their own.
+        if [r[0] for r in parse_record(tail)] != new:
+            raise RecordError("the new rows do not read back as written")
+        return prefix + tail
 
     return change
 
@@ -380,7 +404,9 @@ def _remover(paths: Iterable[str], removed: list[str]) -> _Change:
         removed[:] = gone
         if not gone:
             return None
-        return _serialize(r for r in rows if r[0] not in unwanted)
+        new = _serialize(r for r in rows if r[0] not in unwanted)
+        parse_record(new)  # never write what we could not read back
+        return new
 
     return change
 

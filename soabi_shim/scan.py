@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional
 
-from .errors import RecordError, SiteError
+from .errors import OutsideError, RecordError
 from .record import TMP_PREFIX, RecordFile, clean_stale_temps_at, load_record
 from .sitefs import SiteDir, describe
 
@@ -40,26 +41,28 @@ class Candidate:
     alias_suffix: str  # the interpreter's accepted suffix
     foreign_suffix: str
 
-    @property
+    # Computed once each (cached in the instance's __dict__; the dataclass
+    # stays frozen): a heal asks for them several times per candidate.
+
+    @cached_property
     def path(self) -> str:
-        return os.path.join(self.site, *self.rel.split("/"))
+        return os.path.join(self.site, self.rel)  # rel never escapes (see escapes())
 
-    @property
+    @cached_property
     def name(self) -> str:
-        return self.rel.rsplit("/", 1)[-1]
+        return self.rel.rpartition("/")[2]
 
-    @property
+    @cached_property
     def alias_name(self) -> str:
         return self.name[: len(self.name) - len(self.foreign_suffix)] + self.alias_suffix
 
-    @property
+    @cached_property
     def alias_rel(self) -> str:
-        head = self.rel.rsplit("/", 1)[0] + "/" if "/" in self.rel else ""
-        return head + self.alias_name
+        return self.rel[: len(self.rel) - len(self.name)] + self.alias_name
 
-    @property
+    @cached_property
     def alias_path(self) -> str:
-        return os.path.join(os.path.dirname(self.path), self.alias_name)
+        return os.path.join(self.site, self.alias_rel)
 
     @property
     def link_target(self) -> str:
@@ -180,18 +183,16 @@ def _read_distribution(fs: SiteDir, entry: str, problems: list[tuple[str, str]])
     rel = entry + "/RECORD"
     record = fs.abspath(rel)
     try:
-        fs.lstat(rel)
-    except (FileNotFoundError, NotADirectoryError):
-        return None  # not an installed distribution (or gone meanwhile)
-    except (OSError, SiteError) as exc:
+        rf = load_record(fs, rel, missing_ok=True)
+    except OutsideError as exc:
         problems.append((fs.abspath(entry), f"{describe(exc)}; distribution skipped"))
         return None
-    name, version = _dist_name(entry)
-    try:
-        rf = load_record(fs, rel)
     except RecordError as exc:
         problems.append((record, f"{exc}; distribution skipped, RECORD left untouched"))
         return None
+    if rf is None:
+        return None  # not an installed distribution (or gone meanwhile)
+    name, version = _dist_name(entry)
     return Distribution(name, version, entry, record, rf.rows, rf)
 
 
