@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Optional
 
 from .errors import OutsideError, RecordError
@@ -41,28 +40,23 @@ class Candidate:
     alias_suffix: str  # the interpreter's accepted suffix
     foreign_suffix: str
 
-    # Computed once each (cached in the instance's __dict__; the dataclass
-    # stays frozen): a heal asks for them several times per candidate.
+    # Derived names, computed once (a heal asks for each several times).
+    path: str = field(init=False, repr=False, compare=False)  # absolute
+    name: str = field(init=False, repr=False, compare=False)  # its file name
+    alias_name: str = field(init=False, repr=False, compare=False)
+    alias_rel: str = field(init=False, repr=False, compare=False)
+    alias_path: str = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def path(self) -> str:
-        return os.path.join(self.site, self.rel)  # rel never escapes (see escapes())
-
-    @cached_property
-    def name(self) -> str:
-        return self.rel.rpartition("/")[2]
-
-    @cached_property
-    def alias_name(self) -> str:
-        return self.name[: len(self.name) - len(self.foreign_suffix)] + self.alias_suffix
-
-    @cached_property
-    def alias_rel(self) -> str:
-        return self.rel[: len(self.rel) - len(self.name)] + self.alias_name
-
-    @cached_property
-    def alias_path(self) -> str:
-        return os.path.join(self.site, self.alias_rel)
+    def __post_init__(self) -> None:
+        name = self.rel.rpartition("/")[2]
+        alias_name = name[: len(name) - len(self.foreign_suffix)] + self.alias_suffix
+        alias_rel = self.rel[: len(self.rel) - len(name)] + alias_name
+        put = object.__setattr__  # frozen
+        put(self, "path", os.path.join(self.site, self.rel))  # rel never escapes (see escapes())
+        put(self, "name", name)
+        put(self, "alias_name", alias_name)
+        put(self, "alias_rel", alias_rel)
+        put(self, "alias_path", os.path.join(self.site, alias_rel))
 
     @property
     def link_target(self) -> str:
