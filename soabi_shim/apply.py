@@ -26,7 +26,7 @@ from typing import Optional
 from .errors import RecordError, SiteError
 from .plan import WRITES, Decision, Plan
 from .record import append_rows_at, remove_rows_at
-from .report import Alias
+from .report import Alias, AliasAction
 from .scan import SiteScan, link_kind
 from .sitefs import describe
 
@@ -38,7 +38,7 @@ class _Outcome:
     aliases: list[Alias] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
 
-    def alias(self, d: Decision, action: str) -> None:
+    def alias(self, d: Decision, action: AliasAction) -> None:
         c = d.candidate
         self.aliases.append(Alias(c.distribution, c.version, c.alias_path, c.path, action))
 
@@ -46,7 +46,13 @@ class _Outcome:
         self.problems.append((d.candidate.path, reason))
 
 
-_DRY = {"create": "would-create", "record": "would-create", "remove": "would-remove", "present": "present"}
+#: What a decision that writes nothing (or a dry run) reports.
+_DRY: dict[str, AliasAction] = {
+    "create": "would-create",
+    "record": "would-create",
+    "remove": "would-remove",
+    "present": "present",
+}
 
 
 def apply_plan(plan: Plan, *, dry_run: bool) -> tuple[list[Alias], list[tuple[str, str]]]:
