@@ -1,4 +1,5 @@
-"""Apply a plan: record, then link.  And undo: unlink, then unrecord.
+"""Apply a plan: the only writer.  Heal: record, then link.  Undo: unlink,
+then unrecord.
 
 Order matters for a kill at any instant:
 
@@ -8,71 +9,88 @@ Order matters for a kill at any instant:
   heal completes (uninstallers skip missing files);
 * undo removes the symlink *before* its row, for the same reason.
 
-Symlinks are created with a single ``symlink(2)``, which fails if anything
-holds the name: nothing is ever overwritten.
+Symlinks are created with a single ``symlinkat(2)``, which fails if anything
+holds the name: nothing is ever overwritten.  Every operation goes through
+the scan's :class:`~soabi_shim.sitefs.SiteDir`, so nothing outside the site
+directory is written, even if a directory is swapped for a symlink after
+the plan; an ``OSError`` from something that changed under us becomes a
+problem, never an exception.
 """
 
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Optional
 
-from .errors import RecordError, SuffixError
-from .plan import Decision, Plan
-from .record import append_rows, remove_rows
-from .report import Alias
-from .scan import LINK_PREFIX, SiteScan, escapes, link_kind, walk_extensions
-from .suffixes import split_filename
+from .errors import RecordError, SiteError
+from .plan import WRITES, Decision, Plan
+from .record import append_rows_at, remove_rows_at
+from .report import Alias, AliasAction
+from .scan import SiteScan, link_kind
+from .sitefs import describe
 
-__all__ = ["apply_plan", "undo_site"]
+__all__ = ["apply_plan"]
 
 
-def _alias(d: Decision, action: str) -> Alias:
-    c = d.candidate
-    return Alias(c.distribution, c.version, c.alias_path, c.path, action)
+@dataclass
+class _Outcome:
+    aliases: list[Alias] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    def alias(self, d: Decision, action: AliasAction) -> None:
+        c = d.candidate
+        self.aliases.append(Alias(c.distribution, c.version, c.alias_path, c.path, action))
+
+    def problem(self, d: Decision, reason: str) -> None:
+        self.problems.append((d.candidate.path, reason))
+
+
+#: What a decision that writes nothing (or a dry run) reports.
+_DRY: dict[str, AliasAction] = {
+    "create": "would-create",
+    "record": "would-create",
+    "remove": "would-remove",
+    "present": "present",
+}
 
 
 def apply_plan(plan: Plan, *, dry_run: bool) -> tuple[list[Alias], list[tuple[str, str]]]:
-    """Carry out ``plan``; return the aliases and the problems."""
-    aliases: list[Alias] = []
-    problems: list[tuple[str, str]] = []
-    to_create: dict[Optional[str], list[Decision]] = defaultdict(list)
+    """Carry out ``plan`` (or, with ``dry_run``, say what it would do);
+    return the aliases and the problems."""
+    out = _Outcome()
+    groups: dict[tuple[str, Optional[str]], list[Decision]] = {}
     for d in plan.decisions:
-        if d.action == "present":
-            aliases.append(_alias(d, "present"))
-        elif d.action == "refuse":
-            problems.append((d.candidate.path, d.reason))
-        elif d.action in ("create", "record"):
-            if dry_run:
-                aliases.append(_alias(d, "would-create"))
-            else:
-                to_create[d.candidate.record].append(d)
-    unwritable = {s for s in {d.candidate.site for ds in to_create.values() for d in ds} if not os.access(s, os.W_OK)}
-    for site in sorted(unwritable):
-        count = sum(1 for ds in to_create.values() for d in ds if d.candidate.site == site)
-        problems.append((site, f"{_why_unwritable(site)}: {count} alias(es) not made"))
-    for record, decisions in to_create.items():
-        decisions = [d for d in decisions if d.candidate.site not in unwritable]
-        if not decisions:
+        if d.action == "refuse":
+            out.problem(d, d.reason)
+        elif d.action in WRITES and not dry_run:
+            groups.setdefault((d.candidate.site, d.candidate.record), []).append(d)
+        elif d.action in _DRY:
+            out.alias(d, _DRY[d.action])
+    scans = {s.site: s for s in plan.scans}
+    unwritable = _unwritable(groups, out)
+    for (site, record), decisions in groups.items():
+        scan = scans.get(site)
+        if scan is None or scan.fs is None or site in unwritable:
             continue
-        if record is not None:
-            try:
-                append_rows(record, [d.candidate.alias_rel for d in decisions if not d.recorded])
-            except RecordError as exc:
-                problems.extend((d.candidate.path, str(exc)) for d in decisions)
-                continue
-        for d in decisions:
-            outcome = _link(d) if d.action == "create" else None
-            if outcome is None:
-                aliases.append(_alias(d, "created"))
-            elif outcome == "present":
-                aliases.append(_alias(d, "present"))
-            else:
-                problems.append((d.candidate.path, outcome))
-                if record is not None and not d.recorded:
-                    _forget(record, d.candidate.alias_rel, d.candidate.name)
-    return aliases, problems
+        heal = [d for d in decisions if d.action in ("create", "record")]
+        if heal:
+            _heal_record(scan, record, heal, out)
+        undo = [d for d in decisions if d.action in ("remove", "unrecord")]
+        if undo:
+            _undo_record(scan, record, undo, out)
+    return out.aliases, out.problems
+
+
+def _unwritable(groups: dict[tuple[str, Optional[str]], list[Decision]], out: _Outcome) -> set[str]:
+    """Site directories we cannot write to: one problem each."""
+    counts: dict[str, int] = {}
+    for (site, _record), decisions in groups.items():
+        counts[site] = counts.get(site, 0) + sum(d.action in ("create", "record") for d in decisions)
+    bad = {site for site, n in counts.items() if n and not os.access(site, os.W_OK)}
+    for site in sorted(bad):
+        out.problems.append((site, f"{_why_unwritable(site)}: {counts[site]} alias(es) not made"))
+    return bad
 
 
 def _why_unwritable(site: str) -> str:
@@ -84,128 +102,96 @@ def _why_unwritable(site: str) -> str:
     return f"not writable by this user (uid {os.geteuid()})"
 
 
-def _link(d: Decision) -> Optional[str]:
+# --- heal ----------------------------------------------------------------
+
+
+def _heal_record(scan: SiteScan, record: Optional[str], decisions: list[Decision], out: _Outcome) -> None:
+    dist = scan.distribution_of(record)
+    if record is not None:
+        if dist is None or scan.fs is None:
+            return
+        try:
+            fresh = [d.candidate.alias_rel for d in decisions if not d.recorded]
+            append_rows_at(scan.fs, dist.dist_info + "/RECORD", fresh, dist.record_file)
+        except RecordError as exc:
+            for d in decisions:
+                out.problem(d, str(exc))
+            return
+    for d in decisions:
+        outcome = _link(scan, d) if d.action == "create" else None
+        if outcome is None:
+            out.alias(d, "created")
+        elif outcome == "present":
+            out.alias(d, "present")
+        else:
+            out.problem(d, outcome)
+            if dist is not None and not d.recorded:
+                _forget(scan, dist.dist_info + "/RECORD", d)
+
+
+def _link(scan: SiteScan, d: Decision) -> Optional[str]:
     """Create the symlink; None on success, "present" or a reason otherwise."""
     c = d.candidate
+    assert scan.fs is not None
     try:
-        os.symlink(c.link_target, c.alias_path)
+        scan.fs.symlink(c.link_target, c.alias_rel)
     except FileExistsError:
         try:
-            if link_kind(os.readlink(c.alias_path), c.name) is not None:
+            if link_kind(scan.fs.readlink(c.alias_rel), c.name) is not None:
                 return "present"  # another process made it meanwhile
-        except OSError:
+        except (OSError, SiteError):
             pass
         return "the alias name was taken meanwhile; left alone"
-    except OSError as exc:
-        return f"cannot create the alias: {exc.strerror or exc}"
+    except (OSError, SiteError) as exc:
+        return f"cannot create the alias: {describe(exc)}"
     return None
 
 
-def _forget(record: str, alias_rel: str, target_name: str) -> None:
-    """Drop a row we just added when its link could not be made by us."""
-    alias_path = os.path.join(os.path.dirname(os.path.dirname(record)), *alias_rel.split("/"))
+def _forget(scan: SiteScan, record_rel: str, d: Decision) -> None:
+    """Drop a row we just added when its link could not be made by us
+    (unless another process made an equivalent link meanwhile)."""
+    c = d.candidate
+    assert scan.fs is not None
     try:
-        if os.path.islink(alias_path) and link_kind(os.readlink(alias_path), target_name) is not None:
+        if link_kind(scan.fs.readlink(c.alias_rel), c.name) is not None:
             return
-        remove_rows(record, [alias_rel])
-    except (OSError, RecordError):
+    except (OSError, SiteError):
+        pass
+    try:
+        remove_rows_at(scan.fs, record_rel, [c.alias_rel])
+    except RecordError:
         pass
 
 
-def is_alias_pair(alias_name: str, target: str, twin_map: dict[str, str]) -> bool:
-    """True if ``alias_name -> target`` is the shape of a soabi-shim alias.
+# --- undo ----------------------------------------------------------------
 
-    ``target`` is ``./<twin>`` (see :data:`~soabi_shim.scan.LINK_PREFIX`):
-    same directory, same stem, and the twin's suffix maps to the alias's
-    suffix in ``twin_map``.
-    """
-    if not target.startswith(LINK_PREFIX):
-        return False
-    twin = target[len(LINK_PREFIX) :]
-    if "/" in twin:
-        return False
+
+def _undo_record(scan: SiteScan, record: Optional[str], decisions: list[Decision], out: _Outcome) -> None:
+    doomed = []
+    for d in decisions:
+        gone = d.action == "unrecord" or _unlink(scan, d, out)
+        if gone and d.recorded:
+            doomed.append(d.candidate.alias_rel)
+    dist = scan.distribution_of(record)
+    if doomed and dist is not None and scan.fs is not None:
+        try:
+            remove_rows_at(scan.fs, dist.dist_info + "/RECORD", doomed, dist.record_file)
+        except RecordError as exc:
+            out.problems.append((dist.record, str(exc)))
+
+
+def _unlink(scan: SiteScan, d: Decision, out: _Outcome) -> bool:
+    """Remove our alias; True if it is gone now (its row may go too)."""
+    c = d.candidate
+    assert scan.fs is not None
     try:
-        stem_a, suffix_a = split_filename(alias_name)
-        stem_t, suffix_t = split_filename(twin)
-    except SuffixError:
+        if scan.fs.unlink_symlink(c.alias_rel, c.link_target):
+            out.alias(d, "removed")
+            return True
+    except FileNotFoundError:
+        return True  # removed meanwhile (another undo)
+    except (OSError, SiteError) as exc:
+        out.problem(d, f"cannot remove the alias: {describe(exc)}")
         return False
-    return stem_a == stem_t and twin_map.get(str(suffix_t)) == str(suffix_a)
-
-
-def _is_our_link(path: str, twin_map: dict[str, str]) -> bool:
-    try:
-        return is_alias_pair(os.path.basename(path), os.readlink(path), twin_map)
-    except OSError:
-        return False
-
-
-def _unrecorded_alias(rel: str, rows: set[str], twin_map: dict[str, str]) -> bool:
-    """A ``path,,`` row for a missing alias whose twin is listed beside it
-    (a heal killed between writing the row and making the link)."""
-    head, _, name = rel.rpartition("/")
-    prefix = head + "/" if head else ""
-    return any(
-        is_alias_pair(name, LINK_PREFIX + other[len(prefix) :], twin_map)
-        for other in rows
-        if other.startswith(prefix) and "/" not in other[len(prefix) :]
-    )
-
-
-def undo_site(
-    scan: SiteScan, twin_map: dict[str, str], *, dry_run: bool, include_unowned: bool
-) -> tuple[list[Alias], list[tuple[str, str]]]:
-    """Remove the aliases soabi-shim made in one site directory, and their rows.
-
-    Ours are symlinks to ``./<twin>`` of alias shape; dangling ones and rows
-    left by a kill are pruned too.  Regular files, hand-made links (to
-    ``<twin>``) and links of any other shape are never touched.
-    """
-    aliases: list[Alias] = []
-    problems: list[tuple[str, str]] = []
-    action = "would-remove" if dry_run else "removed"
-    owned: set[str] = set()
-
-    def remove(path: str, dist: Optional[str], version: Optional[str]) -> bool:
-        target = os.path.join(os.path.dirname(path), os.readlink(path)[len(LINK_PREFIX) :])
-        if not dry_run:
-            try:
-                os.unlink(path)
-            except OSError as exc:
-                problems.append((path, f"cannot remove the alias: {exc.strerror or exc}"))
-                return False
-        aliases.append(Alias(dist, version, path, target, action))
-        return True
-
-    candidates_by_record: dict[str, list[str]] = defaultdict(list)
-    for c in scan.candidates:
-        if c.record is not None:
-            candidates_by_record[c.record].append(c.alias_rel)
-    for dist in scan.distributions:
-        rows = {r[0] for r in dist.rows}
-        owned.update(rows)
-        doomed: list[str] = []
-        for rel, digest, size in dist.rows:
-            if digest or size or escapes(rel):
-                continue
-            path = os.path.join(scan.site, *rel.split("/"))
-            if os.path.islink(path):
-                if _is_our_link(path, twin_map) and remove(path, dist.name, dist.version):
-                    doomed.append(rel)
-            elif not os.path.lexists(path) and _unrecorded_alias(rel, rows, twin_map):
-                doomed.append(rel)
-        for rel in candidates_by_record.get(dist.record, ()):
-            # Our alias whose row an installer's RECORD rewrite dropped.
-            path = os.path.join(scan.site, *rel.split("/"))
-            if rel not in rows and os.path.islink(path) and _is_our_link(path, twin_map):
-                remove(path, dist.name, dist.version)
-        if doomed and not dry_run:
-            try:
-                remove_rows(dist.record, doomed)
-            except RecordError as exc:
-                problems.append((dist.record, str(exc)))
-    if include_unowned:
-        for rel in walk_extensions(scan.site):
-            path = os.path.join(scan.site, *rel.split("/"))
-            if rel not in owned and os.path.islink(path) and _is_our_link(path, twin_map):
-                remove(path, None, None)
-    return aliases, problems
+    out.problem(d, "the alias changed while we looked at it; left alone")
+    return False

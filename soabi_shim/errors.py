@@ -29,3 +29,16 @@ class RecordError(SoabiShimError):
 
 class InterpreterError(SoabiShimError):
     """Facts about an interpreter could not be gathered."""
+
+
+class SiteError(SoabiShimError):
+    """A path in a site directory cannot be used safely (see ``sitefs``)."""
+
+
+class OutsideError(SiteError):
+    """A path or symlink leads out of the site directory; not followed."""
+
+
+class NotRegularError(SiteError):
+    """A file to be read is not a regular file (FIFO, device, symlink, ...)
+    or is larger than the bound."""

@@ -12,12 +12,12 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Optional
 
-from .apply import apply_plan, undo_site
+from .apply import apply_plan
 from .errors import UsageError
 from .facts import InterpreterFacts, gather_facts
-from .plan import build_twin_map, make_plan
+from .plan import build_twin_map, make_plan, make_undo_plan
 from .plugins import PluginHost, get_plugin_host
-from .report import Alias, Problem, Report
+from .report import Problem, Report
 from .scan import scan_site
 
 __all__ = ["COMMANDS", "resolve_sites", "run"]
@@ -70,22 +70,18 @@ def run(
     twin_map = build_twin_map(facts, host)
     unowned = include_unowned or command == "doctor"
     scans = [scan_site(site, twin_map, include_unowned=unowned) for site in sites]
-    report = Report(command, facts, sites=sites)
-    report.distributions = sum(len(s.distributions) for s in scans)
-    problems: list[tuple[str, str]] = []
-    aliases: list[Alias] = []
-    if command == "undo":
+    try:
+        if command == "undo":
+            plan = make_undo_plan(scans, twin_map, include_unowned=include_unowned)
+        else:
+            plan = make_plan(scans, facts, host)
+        aliases, problems = apply_plan(plan, dry_run=dry_run or command not in ("heal", "undo"))
+    finally:
         for scan in scans:
-            problems.extend(scan.problems)
-            a, p = undo_site(scan, twin_map, dry_run=dry_run, include_unowned=include_unowned)
-            aliases.extend(a)
-            problems.extend(p)
-    else:
-        plan = make_plan(scans, facts, host)
-        problems.extend(plan.problems)
-        a, p = apply_plan(plan, dry_run=dry_run or command != "heal")
-        aliases.extend(a)
-        problems.extend(p)
+            scan.close()
+    report = Report(command, facts, sites=sites)
+    report.distributions = plan.distributions
+    problems = plan.problems + problems
     problems.extend((f"plugin:{name}", message) for name, message in host.failures)
     report.aliases = aliases
     report.problems = [Problem(path, reason) for path, reason in problems]

@@ -1,5 +1,15 @@
-"""Plan: decide, for each candidate, whether its alias exists, may be made,
-or must be refused (with the reason).  No writes happen here.
+"""Plan: decide, for each candidate, what to do, with the reason.  No writes.
+
+Heal (and ``check``, ``doctor``): whether each alias exists, may be made or
+must be refused.  Undo: which of soabi-shim's aliases to remove and which
+RECORD rows to drop.  Both are a list of :class:`Decision`, which
+:func:`soabi_shim.apply.apply_plan` carries out.
+
+Every look at the disk goes through the scan's
+:class:`~soabi_shim.sitefs.SiteDir`: a directory that resolves outside the
+site directory is refused here, and anything that changes under us (a name
+created or removed meanwhile) becomes a refusal with the reason, never an
+exception.
 """
 
 from __future__ import annotations
@@ -8,44 +18,73 @@ import functools
 import os
 import stat
 from dataclasses import dataclass, field
+from typing import Literal, Optional
 
+from .errors import OutsideError, SiteError
 from .facts import InterpreterFacts
 from .hookspecs import Verdict
 from .plugins import PluginHost
-from .scan import Candidate, SiteScan, link_kind
+from .scan import LINK_PREFIX, Candidate, Distribution, SiteScan, escapes, link_kind
+from .sitefs import SiteDir, describe, file_kind, split
 
-__all__ = ["Candidate", "Decision", "Plan", "Verdict", "build_twin_map", "decide", "inside", "make_plan"]
+__all__ = [
+    "Action",
+    "Candidate",
+    "Decision",
+    "Plan",
+    "WRITES",
+    "Verdict",
+    "build_twin_map",
+    "decide",
+    "inside",
+    "make_plan",
+    "make_undo_plan",
+]
+
+#: What apply does with a decision.
+#:
+#: heal: ``create`` (row, then link), ``record`` (our alias exists, its RECORD
+#: row was lost: add the row), ``present`` (nothing to do), ``occupied`` (a
+#: regular file has the name: it loads as it is), ``refuse`` (a problem).
+#: undo: ``remove`` (unlink our alias, then drop its row if ``recorded``),
+#: ``unrecord`` (drop the row of an alias that is not on disk: a heal was
+#: killed between the row and the link).
+Action = Literal["create", "record", "present", "occupied", "refuse", "remove", "unrecord"]
+WRITES: frozenset[Action] = frozenset({"create", "record", "remove", "unrecord"})
 
 
 @dataclass(frozen=True)
 class Decision:
     candidate: Candidate
-    # "create", "record" (our alias exists, its RECORD row was lost), "present",
-    # "occupied" (a regular file has the name: it loads already), "refuse"
-    action: str
+    action: Action
     reason: str = ""
     recorded: bool = False  # the alias's RECORD row exists
 
 
 @dataclass
 class Plan:
-    facts: InterpreterFacts
+    facts: Optional[InterpreterFacts]
     decisions: list[Decision] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
     distributions: int = 0
     sites: list[str] = field(default_factory=list)
+    scans: list[SiteScan] = field(default_factory=list)
 
 
 def inside(path: str, site: str) -> bool:
-    """True if the real path of ``path`` is ``site``'s real path or below it."""
-    real = os.path.realpath(path)
-    root = _site_root(site)
+    """True if the real path of ``path`` is ``site``'s real path or below it.
+
+    Kept for the built-in location rule; the plan itself needs no real paths
+    (:class:`~soabi_shim.sitefs.SiteDir` refuses what leads outside).
+    """
+    real = _real(path)
+    root = _real(site)
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
-@functools.lru_cache(maxsize=64)
-def _site_root(site: str) -> str:
-    return os.path.realpath(site)
+@functools.lru_cache(maxsize=256)
+def _real(path: str) -> str:
+    return os.path.realpath(path)
 
 
 def build_twin_map(facts: InterpreterFacts, host: PluginHost) -> dict[str, str]:
@@ -60,15 +99,23 @@ def build_twin_map(facts: InterpreterFacts, host: PluginHost) -> dict[str, str]:
     return twin_map
 
 
-def _occupancy(c: Candidate, recorded: bool) -> tuple[str, str]:
+# --- heal ----------------------------------------------------------------
+
+
+def _occupancy(fs: SiteDir, c: Candidate, recorded: bool) -> tuple[Action, str]:
     try:
-        st = os.lstat(c.alias_path)
+        st = fs.lstat(c.alias_rel)
     except FileNotFoundError:
         return "create", ""
-    except OSError as exc:
-        return "refuse", f"cannot inspect the alias name: {exc.strerror or exc}"
+    except OutsideError as exc:
+        return "refuse", f"its directory resolves outside the site directory ({exc}); not followed"
+    except (OSError, SiteError) as exc:
+        return "refuse", f"cannot inspect the alias name: {describe(exc)}"
     if stat.S_ISLNK(st.st_mode):
-        target = os.readlink(c.alias_path)
+        try:
+            target = fs.readlink(c.alias_rel)
+        except OSError as exc:
+            return "refuse", f"the alias name changed while we looked at it ({describe(exc)}); left alone"
         kind = link_kind(target, c.name)
         if kind == "ours" and not recorded and c.record is not None:
             return "record", ""
@@ -80,27 +127,179 @@ def _occupancy(c: Candidate, recorded: bool) -> tuple[str, str]:
     return "refuse", "the alias name is taken by something that is not a file; left alone"
 
 
-def decide(c: Candidate, facts: InterpreterFacts, host: PluginHost, record_paths: set[str]) -> Decision:
+#: The smallest file that can be an ELF object (its 64-bit header).
+_MIN_ELF = 64
+
+
+def _readable(fs: SiteDir, c: Candidate) -> Optional[str]:
+    """None if the candidate is a regular file, else the refusal reason.
+
+    A last component that is a symlink (uv's symlink mode links installed
+    files into its cache) is followed for reading only, and only to a
+    regular file of at least an ELF header's size: never to a device, a
+    FIFO or a pseudo file like ``/proc/kmsg`` (which says 0 bytes).
+    """
+    try:
+        st = fs.lstat(c.rel)
+        link = stat.S_ISLNK(st.st_mode)
+        if link:
+            st = fs.stat(c.rel)
+    except FileNotFoundError:
+        return "listed in RECORD but missing on disk" if c.record else "gone meanwhile"
+    except (OSError, SiteError) as exc:
+        return f"cannot inspect the file: {describe(exc)}"
+    if not stat.S_ISREG(st.st_mode):
+        return f"not a regular file ({'a symlink to ' if link else ''}{file_kind(st.st_mode)}); left alone"
+    if link and st.st_size < _MIN_ELF:
+        return f"not a regular file (a symlink to a {st.st_size}-byte file); left alone"
+    return None
+
+
+def decide(
+    c: Candidate, facts: InterpreterFacts, host: PluginHost, record_paths: set[str], fs: Optional[SiteDir] = None
+) -> Decision:
+    """The heal decision for one candidate (``fs``: the open site directory;
+    one is opened for this call if not given)."""
+    if fs is None:
+        try:
+            with SiteDir(c.site) as own:
+                return decide(c, facts, host, record_paths, own)
+        except OSError as exc:
+            return Decision(c, "refuse", f"cannot open the site directory: {describe(exc)}")
     recorded = c.alias_rel in record_paths
-    action, reason = _occupancy(c, recorded)
+    action, reason = _occupancy(fs, c, recorded)
     if action != "create":
         return Decision(c, action, reason, recorded)
-    if not os.path.lexists(c.path):
-        return Decision(c, "refuse", "listed in RECORD but missing on disk", recorded)
-    refusal = host.check(c, facts)
-    if refusal is not None:
-        return Decision(c, "refuse", refusal, recorded)
+    why = _readable(fs, c)
+    if why is None:
+        why = host.check(c, facts)
+    if why is not None:
+        return Decision(c, "refuse", why, recorded)
     return Decision(c, "create", "", recorded)
 
 
 def make_plan(scans: list[SiteScan], facts: InterpreterFacts, host: PluginHost) -> Plan:
-    _site_root.cache_clear()  # one run, one view of where each site dir really is
-    plan = Plan(facts)
+    """The heal plan (also what ``check`` and ``doctor`` report)."""
+    _real.cache_clear()  # one run, one view of where each directory really is
+    plan = _start(scans, facts)
+    for scan in scans:
+        if scan.fs is None:
+            continue
+        rows_by_record = {d.record: {r[0] for r in d.rows} for d in scan.distributions}
+        for c in scan.candidates:
+            plan.decisions.append(decide(c, facts, host, rows_by_record.get(c.record or "", set()), scan.fs))
+    return plan
+
+
+def _start(scans: list[SiteScan], facts: Optional[InterpreterFacts]) -> Plan:
+    plan = Plan(facts, scans=list(scans))
     for scan in scans:
         plan.sites.append(scan.site)
         plan.distributions += len(scan.distributions)
         plan.problems.extend(scan.problems)
-        rows_by_record = {d.record: {r[0] for r in d.rows} for d in scan.distributions}
+    return plan
+
+
+# --- undo ----------------------------------------------------------------
+
+
+class _Undo:
+    """Recognizes soabi-shim's aliases: a name with an accepted suffix, a
+    symlink to ``./<stem><twin suffix>`` (see :data:`~soabi_shim.scan.LINK_PREFIX`)."""
+
+    def __init__(self, fs: SiteDir, twin_map: dict[str, str]) -> None:
+        self.fs = fs
+        self.twins: dict[str, list[str]] = {}  # accepted suffix -> its foreign twins
+        for foreign, accepted in twin_map.items():
+            self.twins.setdefault(accepted, []).append(foreign)
+
+    def shapes(self, alias_rel: str) -> list[tuple[str, str, str]]:
+        """(twin rel, accepted suffix, foreign suffix) for each twin the alias
+        ``alias_rel`` may point to; empty if its name is no alias name."""
+        head, name = split(alias_rel)
+        prefix = head + "/" if head else ""
+        out: list[tuple[str, str, str]] = []
+        for accepted, foreigns in self.twins.items():
+            stem = name[: -len(accepted)]
+            if name.endswith(accepted) and stem.isidentifier():
+                out.extend((prefix + stem + foreign, accepted, foreign) for foreign in foreigns)
+        return out
+
+    def our_link(self, alias_rel: str) -> Optional[tuple[str, str, str]]:
+        """The shape ``alias_rel`` has if it is our symlink now, else None
+        (not a link, not ours, gone, or in a directory that leads outside)."""
+        shapes = self.shapes(alias_rel)
+        if not shapes:
+            return None
+        try:
+            target = self.fs.readlink(alias_rel)
+        except (OSError, SiteError):
+            return None
+        for shape in shapes:
+            if target == LINK_PREFIX + split(shape[0])[1]:
+                return shape
+        return None
+
+    def missing(self, alias_rel: str) -> bool:
+        try:
+            self.fs.lstat(alias_rel)
+        except FileNotFoundError:
+            return True
+        except (OSError, SiteError):
+            return False
+        return False
+
+
+def _undo_candidate(site: str, dist: Optional[Distribution], shape: tuple[str, str, str]) -> Candidate:
+    twin_rel, accepted, foreign = shape
+    if dist is None:
+        return Candidate(site, twin_rel, None, None, None, accepted, foreign)
+    return Candidate(site, twin_rel, dist.name, dist.version, dist.record, accepted, foreign)
+
+
+def _undo_distribution(scan: SiteScan, undo: _Undo, dist: Distribution, lost: list[Candidate]) -> list[Decision]:
+    out: list[Decision] = []
+    paths = {r[0] for r in dist.rows}
+    for rel, digest, size in dist.rows:
+        if digest or size or escapes(rel):
+            continue
+        shape = undo.our_link(rel)
+        if shape is not None:
+            out.append(Decision(_undo_candidate(scan.site, dist, shape), "remove", recorded=True))
+            continue
+        # A row for a missing alias whose twin is listed beside it: a heal
+        # killed between writing the row and making the link.
+        for twin in undo.shapes(rel):
+            if twin[0] in paths and undo.missing(rel):
+                out.append(Decision(_undo_candidate(scan.site, dist, twin), "unrecord", recorded=True))
+                break
+    for c in lost:
+        # Our alias whose row an installer's RECORD rewrite dropped.
+        if c.alias_rel not in paths and undo.our_link(c.alias_rel) is not None:
+            out.append(Decision(c, "remove", recorded=False))
+    return out
+
+
+def make_undo_plan(scans: list[SiteScan], twin_map: dict[str, str], *, include_unowned: bool) -> Plan:
+    """Remove soabi-shim's aliases and their rows: links of our shape only.
+
+    Regular files, hand-made links (to ``<twin>``) and links of any other
+    shape are never touched.  Linear in the number of RECORD rows.
+    """
+    plan = _start(scans, None)
+    for scan in scans:
+        if scan.fs is None:
+            continue
+        undo = _Undo(scan.fs, twin_map)
+        by_record: dict[str, list[Candidate]] = {}
         for c in scan.candidates:
-            plan.decisions.append(decide(c, facts, host, rows_by_record.get(c.record or "", set())))
+            if c.record is not None:
+                by_record.setdefault(c.record, []).append(c)
+        for dist in scan.distributions:
+            plan.decisions.extend(_undo_distribution(scan, undo, dist, by_record.get(dist.record, [])))
+        if include_unowned:
+            for rel in scan.unowned:
+                shape = undo.our_link(rel)
+                if shape is not None:
+                    plan.decisions.append(Decision(_undo_candidate(scan.site, None, shape), "remove"))
     return plan

@@ -5,11 +5,16 @@ Rules:
 * A RECORD is parsed strictly (UTF-8, three fields a row, no blank rows:
   a blank line makes ``importlib.metadata.files()`` raise and
   ``pip uninstall`` crash).  One that does not parse is never rewritten.
+* Every file operation goes through a :class:`~soabi_shim.sitefs.SiteDir`
+  (``dir_fd``-relative, ``O_NOFOLLOW``, regular files only, bounded).
 * Updates are serialized with ``flock`` on the RECORD file itself (no lock
-  file is left behind), re-read under the lock, written to a temporary file
-  beside it and moved into place with ``os.replace``: a kill at any instant
-  leaves either the old or the new RECORD, both complete.  The installed
-  inode is never written to (uv hardlinks installed files from its cache).
+  file is left behind), checked under the lock (re-read only if it changed
+  since the scan read it), written to a temporary file in the site
+  directory and swapped in with ``renameat2(RENAME_EXCHANGE)`` (given back
+  if an installer replaced RECORD meanwhile; check-then-replace where the
+  kernel cannot exchange): a kill at any instant leaves either the old or
+  the new RECORD, both complete.  The installed inode is never written to
+  (uv hardlinks installed files from its cache).
 * Appended rows are added to the original bytes unchanged.
 """
 
@@ -22,11 +27,25 @@ import io
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Optional
+from dataclasses import dataclass
+from typing import Callable, Optional, overload
 
-from .errors import RecordError
+from .errors import OutsideError, RecordError, SiteError
+from .sitefs import SiteDir, describe, open_regular_at
 
-__all__ = ["TMP_PREFIX", "append_rows", "clean_stale_temps", "parse_record", "read_record", "remove_rows"]
+__all__ = [
+    "TMP_PREFIX",
+    "RecordFile",
+    "append_rows",
+    "append_rows_at",
+    "clean_stale_temps",
+    "clean_stale_temps_at",
+    "load_record",
+    "parse_record",
+    "read_record",
+    "remove_rows",
+    "remove_rows_at",
+]
 
 TMP_PREFIX = ".RECORD.soabi-shim."
 _MAX_RECORD = 64 * 1024 * 1024
@@ -54,39 +73,94 @@ def parse_record(data: bytes) -> list[tuple[str, str, str]]:
     return rows
 
 
+@dataclass(frozen=True)
+class RecordFile:
+    """One RECORD as read once by the scan: its bytes, rows and identity.
+
+    :func:`append_rows_at` and :func:`remove_rows_at` reuse it instead of
+    reading the file again when, under the lock, the file is still the same
+    (inode, size, mtime and ctime).
+    """
+
+    rel: str  # relative to the site directory, e.g. ``pkg-1.0.dist-info/RECORD``
+    data: bytes
+    rows: list[tuple[str, str, str]]
+    identity: tuple[int, ...]
+
+
+def _identity(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@overload
+def load_record(site: SiteDir, rel: str) -> RecordFile: ...
+@overload
+def load_record(site: SiteDir, rel: str, *, missing_ok: bool) -> Optional[RecordFile]: ...
+
+
+def load_record(site: SiteDir, rel: str, *, missing_ok: bool = False) -> Optional[RecordFile]:
+    """Read and parse the RECORD ``rel`` of ``site`` (regular files only,
+    bounded); :class:`RecordError` with the reason otherwise.
+
+    ``missing_ok``: None if there is no such file (or its directory is not
+    a directory).  A directory that leads outside the site directory raises
+    :class:`~soabi_shim.errors.OutsideError` itself.
+    """
+    try:
+        data, st = site.read(rel, _MAX_RECORD)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        if missing_ok:
+            return None
+        raise RecordError(f"cannot read RECORD: {describe(exc)}") from None
+    except OutsideError:
+        raise
+    except (OSError, SiteError) as exc:
+        raise RecordError(f"cannot read RECORD: {describe(exc)}") from None
+    return RecordFile(rel, data, parse_record(data), _identity(st))
+
+
+def _at(path: str) -> tuple[SiteDir, str]:
+    """The site directory of a ``<site>/<name>.dist-info/RECORD`` path."""
+    full = os.path.abspath(path)
+    dist_info = os.path.dirname(full)
+    try:
+        site = SiteDir(os.path.dirname(dist_info))
+    except OSError as exc:
+        raise RecordError(f"cannot open RECORD: {exc.strerror or exc}") from None
+    return site, os.path.basename(dist_info) + "/" + os.path.basename(full)
+
+
 def read_record(path: str) -> list[tuple[str, str, str]]:
     """Read and parse the RECORD at ``path``."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_RECORD + 1)
-    except OSError as exc:
-        raise RecordError(f"cannot read RECORD: {exc.strerror or exc}") from None
-    if len(data) > _MAX_RECORD:
-        raise RecordError("RECORD is larger than 64 MiB")
-    return parse_record(data)
+    site, rel = _at(path)
+    with site:
+        try:
+            return load_record(site, rel).rows
+        except OutsideError as exc:
+            raise RecordError(f"cannot read RECORD: {exc}") from None
 
 
 @contextmanager
-def _locked(path: str) -> Iterator[int]:
-    """Hold ``flock`` on the file currently at ``path``.
+def _locked(dir_fd: int, name: str) -> Iterator[tuple[int, os.stat_result]]:
+    """Hold ``flock`` on the RECORD currently named ``name`` in ``dir_fd``.
 
-    ``os.replace`` swaps the inode, so after taking the lock we check that
-    ``path`` still names the locked inode, and retry if not.
+    An installer's ``os.replace`` swaps the inode, so after taking the lock
+    we check that the name still names the locked inode, and retry if not.
     """
     for _ in range(1000):
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
-        except OSError as exc:
-            raise RecordError(f"cannot open RECORD: {exc.strerror or exc}") from None
+            fd, st = open_regular_at(dir_fd, name)
+        except (OSError, SiteError) as exc:
+            raise RecordError(f"cannot open RECORD: {describe(exc)}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             st = os.fstat(fd)
             try:
-                cur = os.stat(path, follow_symlinks=False)
+                cur = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             except OSError:
                 cur = None
             if cur is not None and (cur.st_ino, cur.st_dev) == (st.st_ino, st.st_dev):
-                yield fd
+                yield fd, st
                 return
         finally:
             os.close(fd)  # closing releases the lock
@@ -95,13 +169,15 @@ def _locked(path: str) -> Iterator[int]:
 
 def _read_fd(fd: int) -> bytes:
     chunks = []
+    total = 0
     os.lseek(fd, 0, os.SEEK_SET)
     while True:
         chunk = os.read(fd, 1 << 20)
         if not chunk:
             break
         chunks.append(chunk)
-        if sum(map(len, chunks)) > _MAX_RECORD:
+        total += len(chunk)
+        if total > _MAX_RECORD:
             raise RecordError("RECORD is larger than 64 MiB")
     return b"".join(chunks)
 
@@ -116,6 +192,27 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _stale(name: str) -> bool:
+    if not (name.startswith(TMP_PREFIX) and name.endswith(".tmp")):
+        return False
+    pid = name[len(TMP_PREFIX) :].split(".", 1)[0]
+    return pid.isdigit() and not _pid_alive(int(pid))
+
+
+def clean_stale_temps_at(dir_fd: int, names: Iterable[str]) -> list[str]:
+    """Remove those of ``names`` in ``dir_fd`` that are our own temporary
+    files left by killed processes; return their names."""
+    removed = []
+    for name in names:
+        if _stale(name):
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
 def clean_stale_temps(directory: str) -> list[str]:
     """Remove our own temporary files left in ``directory`` by killed processes.
 
@@ -123,21 +220,15 @@ def clean_stale_temps(directory: str) -> list[str]:
     whose process is gone are removed; return their names.
     """
     try:
-        names = os.listdir(directory)
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC)
     except OSError:
         return []
-    removed = []
-    for name in names:
-        if not (name.startswith(TMP_PREFIX) and name.endswith(".tmp")):
-            continue
-        pid = name[len(TMP_PREFIX) :].split(".", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            try:
-                os.unlink(os.path.join(directory, name))
-                removed.append(name)
-            except OSError:
-                pass
-    return removed
+    try:
+        return clean_stale_temps_at(fd, os.listdir(fd))
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
 
 
 def _same(a: os.stat_result, b: os.stat_result) -> bool:
@@ -148,9 +239,10 @@ _RENAMEAT2: Optional[Callable[..., int]] = None
 _NO_RENAMEAT2 = False
 
 
-def _exchange(a: str, b: str) -> bool:
-    """``renameat2(a, b, RENAME_EXCHANGE)``; False where the libc, kernel or
-    file system cannot do it (the caller falls back to check-then-replace)."""
+def _exchange(src_fd: int, src: str, dst_fd: int, dst: str) -> bool:
+    """``renameat2(src_fd, src, dst_fd, dst, RENAME_EXCHANGE)``; False where
+    the libc, kernel or file system cannot do it (the caller falls back to
+    check-then-replace)."""
     global _RENAMEAT2, _NO_RENAMEAT2
     if _NO_RENAMEAT2:
         return False
@@ -165,7 +257,7 @@ def _exchange(a: str, b: str) -> bool:
         fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
         fn.restype = ctypes.c_int
         _RENAMEAT2 = fn
-    if _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+    if _RENAMEAT2(src_fd, os.fsencode(src), dst_fd, os.fsencode(dst), _RENAME_EXCHANGE) == 0:
         return True
     import ctypes
 
@@ -173,54 +265,63 @@ def _exchange(a: str, b: str) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
         _NO_RENAMEAT2 = True
         return False
-    raise OSError(err, os.strerror(err), b)
+    raise OSError(err, os.strerror(err), dst)
 
 
-_AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
 
-def _replace(path: str, fd: int, data: bytes) -> None:
+def _write_temp(site_fd: int, st: os.stat_result, data: bytes) -> str:
+    tmp = f"{TMP_PREFIX}{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    out = os.open(tmp, _CREATE, 0o600, dir_fd=site_fd)
+    try:
+        os.fchmod(out, st.st_mode & 0o7777)  # not narrowed by the umask
+        view = memoryview(data)
+        while view:
+            view = view[os.write(out, view) :]
+        if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (0, 0):
+            os.fchown(out, st.st_uid, st.st_gid)
+    except BaseException:
+        os.close(out)
+        _unlink_quietly(site_fd, tmp)
+        raise
+    os.close(out)
+    return tmp
+
+
+def _unlink_quietly(dir_fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
+def _replace(site_fd: int, dir_fd: int, name: str, st: os.stat_result, data: bytes) -> None:
     # The temporary file goes in the site directory, not in ``*.dist-info``:
     # a stray file there (after a kill) would survive uninstall and leave a
-    # ghost distribution.  Same file system, so os.replace stays atomic.
-    directory = os.path.dirname(os.path.dirname(os.path.abspath(path)))
-    st = os.fstat(fd)
-    tmp = os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-    out = os.open(tmp, flags, 0o600)
+    # ghost distribution.  Same file system, so the rename stays atomic.
+    # No fsync: see docs/how-it-works.md ("Durability").
+    tmp = _write_temp(site_fd, st, data)
     try:
-        try:
-            os.fchmod(out, st.st_mode & 0o7777)  # not narrowed by the umask
-            view = memoryview(data)
-            while view:
-                n = os.write(out, view)
-                view = view[n:]
-            os.fsync(out)
-            if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (0, 0):
-                os.fchown(out, st.st_uid, st.st_gid)
-        finally:
-            os.close(out)
         # Installers do not take our lock: pip writes its final RECORD with
         # its own os.replace.  If the file changed since we read it, our copy
         # is stale; writing it would drop the installer's rows.
-        if _exchange(tmp, path):
-            # Atomically swapped: ``tmp`` now names what was at ``path``.
-            old = os.stat(tmp, follow_symlinks=False)
+        if _exchange(site_fd, tmp, dir_fd, name):
+            # Atomically swapped: ``tmp`` now names what was at ``name``.
+            old = os.stat(tmp, dir_fd=site_fd, follow_symlinks=False)
             if _same(old, st):
-                os.unlink(tmp)
+                os.unlink(tmp, dir_fd=site_fd)
                 return
-            _exchange(tmp, path)  # someone replaced it meanwhile: give it back
+            _exchange(site_fd, tmp, dir_fd, name)  # someone replaced it meanwhile: give it back
             raise _Changed
         # No RENAME_EXCHANGE here: check as late as possible, then replace.
-        if not _same(os.stat(path, follow_symlinks=False), st):
+        if not _same(os.stat(name, dir_fd=dir_fd, follow_symlinks=False), st):
             raise _Changed
-        os.replace(tmp, path)
+        os.replace(tmp, name, src_dir_fd=site_fd, dst_dir_fd=dir_fd)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _unlink_quietly(site_fd, tmp)
         raise
 
 
@@ -228,23 +329,37 @@ class _Changed(Exception):
     """RECORD was replaced or rewritten by someone who does not lock."""
 
 
-def _update(path: str, change: Callable[[bytes, list[tuple[str, str, str]]], bytes | None]) -> None:
-    for _ in range(100):
-        with _locked(path) as fd:
-            data = _read_fd(fd)
-            rows = parse_record(data)
-            new = change(data, rows)
-            if new is None or new == data:
-                return
-            parse_record(new)  # never write what we could not read back
-            try:
-                _replace(path, fd, new)
-                return
-            except _Changed:
-                continue
-            except OSError as exc:
-                raise RecordError(f"cannot write RECORD: {exc.strerror or exc}") from None
-    raise RecordError("RECORD keeps changing under us; left as it is")
+_Change = Callable[[bytes, list[tuple[str, str, str]]], Optional[bytes]]
+
+
+def _update(site: SiteDir, rel: str, change: _Change, known: Optional[RecordFile]) -> None:
+    head, name = rel.rsplit("/", 1) if "/" in rel else ("", rel)
+    try:
+        dir_fd = site.open_dir(head)
+    except (OSError, SiteError) as exc:
+        raise RecordError(f"cannot open RECORD: {describe(exc)}") from None
+    try:
+        for _ in range(100):
+            with _locked(dir_fd, name) as (fd, st):
+                if known is not None and known.identity == _identity(st):
+                    data, rows = known.data, known.rows  # what the scan read: not read again
+                else:
+                    data = _read_fd(fd)
+                    rows = parse_record(data)
+                known = None
+                new = change(data, rows)  # checks that it can read back what it made
+                if new is None or new == data:
+                    return
+                try:
+                    _replace(site.fd, dir_fd, name, st, new)
+                    return
+                except _Changed:
+                    continue
+                except OSError as exc:
+                    raise RecordError(f"cannot write RECORD: {exc.strerror or exc}") from None
+        raise RecordError("RECORD keeps changing under us; left as it is")
+    finally:
+        os.close(dir_fd)
 
 
 def _serialize(rows: Iterable[tuple[str, str, str]]) -> bytes:
@@ -261,39 +376,70 @@ def _serialize(rows: Iterable[tuple[str, str, str]]) -> bytes:
         raise RecordError("a path cannot be written to RECORD as UTF-8") from None
 
 
-def append_rows(path: str, paths: Iterable[str]) -> list[str]:
-    """Append ``path,,`` rows for ``paths`` not listed yet; return those added.
-
-    Rows already present (by path) are not added again, so concurrent and
-    repeated heals write no duplicate.
-    """
+def _appender(paths: Iterable[str], added: list[str]) -> _Change:
     wanted = list(dict.fromkeys(paths))
-    added: list[str] = []
 
-    def change(data: bytes, rows: list[tuple[str, str, str]]) -> bytes | None:
+    def change(data: bytes, rows: list[tuple[str, str, str]]) -> Optional[bytes]:
         present = {r[0] for r in rows}
         new = [p for p in wanted if p not in present]
         added[:] = new
         if not new:
             return None
         prefix = data if not data or data.endswith((b"\n", b"\r")) else data + b"\n"
-        return prefix + _serialize((p, "", "") for p in new)
+        tail = _serialize((p, "", "") for p in new)
+        # Never write what we could not read back.  The original parsed and
+        # ends with a line break, so the new rows parse on their own.
+        if [r[0] for r in parse_record(tail)] != new:
+            raise RecordError("the new rows do not read back as written")
+        return prefix + tail
 
-    _update(path, change)
-    return added
+    return change
 
 
-def remove_rows(path: str, paths: Iterable[str]) -> list[str]:
-    """Remove the rows naming ``paths``; return those removed."""
+def _remover(paths: Iterable[str], removed: list[str]) -> _Change:
     unwanted = set(paths)
-    removed: list[str] = []
 
-    def change(data: bytes, rows: list[tuple[str, str, str]]) -> bytes | None:
+    def change(data: bytes, rows: list[tuple[str, str, str]]) -> Optional[bytes]:
         gone = [r[0] for r in rows if r[0] in unwanted]
         removed[:] = gone
         if not gone:
             return None
-        return _serialize(r for r in rows if r[0] not in unwanted)
+        new = _serialize(r for r in rows if r[0] not in unwanted)
+        parse_record(new)  # never write what we could not read back
+        return new
 
-    _update(path, change)
+    return change
+
+
+def append_rows_at(site: SiteDir, rel: str, paths: Iterable[str], known: Optional[RecordFile] = None) -> list[str]:
+    """Append ``path,,`` rows for ``paths`` not listed yet to the RECORD
+    ``rel`` of ``site``; return those added.
+
+    Rows already present (by path) are not added again, so concurrent and
+    repeated heals write no duplicate.  ``known``: the RECORD as the scan
+    read it, used if the file has not changed since.
+    """
+    added: list[str] = []
+    _update(site, rel, _appender(paths, added), known)
+    return added
+
+
+def remove_rows_at(site: SiteDir, rel: str, paths: Iterable[str], known: Optional[RecordFile] = None) -> list[str]:
+    """Remove the rows naming ``paths`` from the RECORD ``rel``; return those removed."""
+    removed: list[str] = []
+    _update(site, rel, _remover(paths, removed), known)
     return removed
+
+
+def append_rows(path: str, paths: Iterable[str]) -> list[str]:
+    """:func:`append_rows_at` for the RECORD at ``path`` (``<site>/<dist-info>/RECORD``)."""
+    site, rel = _at(path)
+    with site:
+        return append_rows_at(site, rel, paths)
+
+
+def remove_rows(path: str, paths: Iterable[str]) -> list[str]:
+    """:func:`remove_rows_at` for the RECORD at ``path``."""
+    site, rel = _at(path)
+    with site:
+        return remove_rows_at(site, rel, paths)

@@ -9,14 +9,16 @@ is ``created``, ``present``, ``would-create``, ``removed`` or
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from .facts import InterpreterFacts
 
-__all__ = ["Alias", "Problem", "Report", "SCHEMA_VERSION"]
+__all__ = ["ACTIONS", "Alias", "AliasAction", "Problem", "Report", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
-ACTIONS = ("created", "present", "would-create", "removed", "would-remove")
+#: What happened to an alias (the ``action`` of the JSON schema).
+AliasAction = Literal["created", "present", "would-create", "removed", "would-remove"]
+ACTIONS: tuple[AliasAction, ...] = ("created", "present", "would-create", "removed", "would-remove")
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class Alias:
     version: Optional[str]
     alias: str
     target: str
-    action: str
+    action: AliasAction
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -9,12 +9,12 @@ plan's job.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .errors import RecordError
-from .record import TMP_PREFIX, clean_stale_temps, read_record
+from .errors import OutsideError, RecordError
+from .record import TMP_PREFIX, RecordFile, clean_stale_temps_at, load_record
+from .sitefs import SiteDir, describe
 
 __all__ = [
     "LINK_PREFIX",
@@ -25,7 +25,6 @@ __all__ = [
     "escapes",
     "link_kind",
     "scan_site",
-    "walk_extensions",
 ]
 
 
@@ -41,26 +40,23 @@ class Candidate:
     alias_suffix: str  # the interpreter's accepted suffix
     foreign_suffix: str
 
-    @property
-    def path(self) -> str:
-        return os.path.join(self.site, *self.rel.split("/"))
+    # Derived names, computed once (a heal asks for each several times).
+    path: str = field(init=False, repr=False, compare=False)  # absolute
+    name: str = field(init=False, repr=False, compare=False)  # its file name
+    alias_name: str = field(init=False, repr=False, compare=False)
+    alias_rel: str = field(init=False, repr=False, compare=False)
+    alias_path: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def name(self) -> str:
-        return self.rel.rsplit("/", 1)[-1]
-
-    @property
-    def alias_name(self) -> str:
-        return self.name[: len(self.name) - len(self.foreign_suffix)] + self.alias_suffix
-
-    @property
-    def alias_rel(self) -> str:
-        head = self.rel.rsplit("/", 1)[0] + "/" if "/" in self.rel else ""
-        return head + self.alias_name
-
-    @property
-    def alias_path(self) -> str:
-        return os.path.join(os.path.dirname(self.path), self.alias_name)
+    def __post_init__(self) -> None:
+        name = self.rel.rpartition("/")[2]
+        alias_name = name[: len(name) - len(self.foreign_suffix)] + self.alias_suffix
+        alias_rel = self.rel[: len(self.rel) - len(name)] + alias_name
+        put = object.__setattr__  # frozen
+        put(self, "path", os.path.join(self.site, self.rel))  # rel never escapes (see escapes())
+        put(self, "name", name)
+        put(self, "alias_name", alias_name)
+        put(self, "alias_rel", alias_rel)
+        put(self, "alias_path", os.path.join(self.site, alias_rel))
 
     @property
     def link_target(self) -> str:
@@ -91,8 +87,9 @@ class Distribution:
     name: str
     version: str
     dist_info: str
-    record: str
+    record: str  # absolute path of its RECORD (for messages and Candidate.record)
     rows: list[tuple[str, str, str]]
+    record_file: Optional[RecordFile] = None  # the RECORD as read, reused by apply
 
 
 @dataclass
@@ -101,6 +98,20 @@ class SiteScan:
     distributions: list[Distribution] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    unowned: list[str] = field(default_factory=list)  # *.so no RECORD lists (include_unowned)
+    fs: Optional[SiteDir] = None  # the open site directory; None if it could not be opened
+
+    def close(self) -> None:
+        if self.fs is not None:
+            self.fs.close()
+
+    def distribution_of(self, record: Optional[str]) -> Optional[Distribution]:
+        """The distribution whose RECORD is ``record`` (an absolute path)."""
+        if self._by_record is None:
+            self._by_record = {d.record: d for d in self.distributions}
+        return self._by_record.get(record or "")
+
+    _by_record: Optional[dict[str, Distribution]] = field(default=None, repr=False, compare=False)
 
 
 def candidate_suffix(name: str, twin_map: dict[str, str]) -> Optional[str]:
@@ -128,62 +139,69 @@ def escapes(rel: str) -> bool:
 
 
 def scan_site(site: str, twin_map: dict[str, str], *, include_unowned: bool = False) -> SiteScan:
-    """Find the distributions of ``site`` and their candidates."""
+    """Find the distributions of ``site`` and their candidates.
+
+    The site directory is opened once (:class:`~soabi_shim.sitefs.SiteDir`,
+    kept in :attr:`SiteScan.fs` for the plan and apply steps; the caller
+    closes it with :meth:`SiteScan.close`) and each RECORD is read once.
+    """
     result = SiteScan(site)
     try:
-        entries = sorted(os.listdir(site))
+        fs = result.fs = SiteDir(site)
+        entries = fs.listdir()
     except OSError as exc:
         result.problems.append((site, f"cannot list the site directory: {exc.strerror or exc}"))
         return result
     if any(e.startswith(TMP_PREFIX) for e in entries):
-        clean_stale_temps(site)
+        clean_stale_temps_at(fs.fd, entries)
     owned: set[str] = set()
     for entry in entries:
-        if not entry.endswith(".dist-info"):
-            continue
-        record = os.path.join(site, entry, "RECORD")
-        if not os.path.isfile(record):
-            continue
-        name, version = _dist_name(entry)
-        try:
-            rows = read_record(record)
-        except RecordError as exc:
-            result.problems.append((record, f"{exc}; distribution skipped, RECORD left untouched"))
-            continue
-        dist = Distribution(name, version, entry, record, rows)
-        result.distributions.append(dist)
-        for rel, _hash, _size in rows:
-            owned.add(rel)
-            foreign = candidate_suffix(rel.rsplit("/", 1)[-1], twin_map)
-            if foreign is None:
-                continue
-            if escapes(rel):
-                result.problems.append(
-                    (
-                        os.path.join(site, rel),
-                        f"RECORD of {name} {version} names a path that leaves the site directory; refused",
-                    )
-                )
-                continue
-            result.candidates.append(Candidate(site, rel, name, version, record, twin_map[foreign], foreign))
+        if entry.endswith(".dist-info"):
+            dist = _read_distribution(fs, entry, result.problems)
+            if dist is not None:
+                result.distributions.append(dist)
+                _candidates(site, dist, twin_map, owned, result)
     if include_unowned:
-        for rel in walk_extensions(site):
-            if rel in owned:
-                continue
+        try:
+            result.unowned = [rel for rel in fs.walk(".so", (".dist-info", "__pycache__")) if rel not in owned]
+        except OSError as exc:
+            result.problems.append((site, f"cannot walk the site directory: {exc.strerror or exc}"))
+        for rel in result.unowned:
             foreign = candidate_suffix(rel.rsplit("/", 1)[-1], twin_map)
             if foreign is not None:
                 result.candidates.append(Candidate(site, rel, None, None, None, twin_map[foreign], foreign))
     return result
 
 
-def walk_extensions(site: str) -> Iterator[str]:
-    """Every ``*.so`` under ``site`` as a RECORD-style relative path.
+def _read_distribution(fs: SiteDir, entry: str, problems: list[tuple[str, str]]) -> Optional[Distribution]:
+    rel = entry + "/RECORD"
+    record = fs.abspath(rel)
+    try:
+        rf = load_record(fs, rel, missing_ok=True)
+    except OutsideError as exc:
+        problems.append((fs.abspath(entry), f"{describe(exc)}; distribution skipped"))
+        return None
+    except RecordError as exc:
+        problems.append((record, f"{exc}; distribution skipped, RECORD left untouched"))
+        return None
+    if rf is None:
+        return None  # not an installed distribution (or gone meanwhile)
+    name, version = _dist_name(entry)
+    return Distribution(name, version, entry, record, rf.rows, rf)
 
-    Directory symlinks are not followed, so the walk never leaves ``site``.
-    """
-    for top, dirs, files in os.walk(site, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.endswith(".dist-info") and d != "__pycache__")
-        rel_top = os.path.relpath(top, site)
-        for name in sorted(files):
-            if name.endswith(".so"):
-                yield name if rel_top == "." else f"{rel_top.replace(os.sep, '/')}/{name}"
+
+def _candidates(site: str, dist: Distribution, twin_map: dict[str, str], owned: set[str], result: SiteScan) -> None:
+    for rel, _hash, _size in dist.rows:
+        owned.add(rel)
+        foreign = candidate_suffix(rel.rsplit("/", 1)[-1], twin_map)
+        if foreign is None:
+            continue
+        if escapes(rel):
+            result.problems.append(
+                (
+                    os.path.join(site, rel),
+                    f"RECORD of {dist.name} {dist.version} names a path that leaves the site directory; refused",
+                )
+            )
+            continue
+        result.candidates.append(Candidate(site, rel, dist.name, dist.version, dist.record, twin_map[foreign], foreign))
