@@ -19,7 +19,7 @@ from soabi_shim.errors import ElfError, SoabiShimError
 
 ET_EXEC, ET_DYN = 2, 3
 EM_386, EM_MIPS, EM_PPC64, EM_X86_64, EM_AARCH64 = 3, 8, 21, 62, 183
-DT_NULL, DT_NEEDED, DT_STRTAB, DT_STRSZ = 0, 1, 5, 10
+DT_NULL, DT_NEEDED, DT_STRTAB, DT_SYMTAB, DT_STRSZ = 0, 1, 5, 6, 10
 DT_VERNEED, DT_VERNEEDNUM = 0x6FFFFFFE, 0x6FFFFFFF
 BASE = 0x400000  # virtual address of the single PT_LOAD (offset 0)
 
@@ -70,6 +70,7 @@ def make_elf(
     verneed: tuple[tuple[str, tuple[str, ...]], ...] = (),
     with_dynamic: bool = True,
     with_strtab: bool = True,
+    with_symtab: bool = True,
     strtab_vaddr_delta: int = 0,
     bad_needed_offset: bool = False,
     phentsize: Optional[int] = None,
@@ -117,6 +118,8 @@ def make_elf(
     entries: list[tuple[int, int]] = [(DT_NEEDED, o + (10**6 if bad_needed_offset else 0)) for o in needed_offs]
     if with_strtab:
         entries += [(DT_STRTAB, BASE + strtab_off + strtab_vaddr_delta), (DT_STRSZ, len(strtab))]
+    if with_symtab:  # a shared object has one; its contents are never read
+        entries.append((DT_SYMTAB, BASE + strtab_off))
     if ver_entries:
         entries += [(DT_VERNEED, BASE + verneed_off), (DT_VERNEEDNUM, len(ver_entries))]
     entries.append((DT_NULL, 0))
