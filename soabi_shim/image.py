@@ -165,7 +165,8 @@ def accepted_suffixes(version: tuple[int, int], vars: dict[str, Any]) -> tuple[s
     ``Python/dynload_shlib.c``: ``.<SOABI>.so``, ``.<ALT_SOABI>.so`` (debug
     builds, 3.8+), the 3.15 tagged stable ABI (``.abi3-<triplet>.so``, or
     ``.abi3t-<triplet>.so`` when free-threaded), ``.abi3.so`` (not on a
-    free-threaded build), ``.so``.  Other implementations: their
+    free-threaded 3.14+ build; 3.13.5's free-threaded build still lists it, as
+    observed on the e2e suite's ``musl313t``), ``.so``.  Other implementations: their
     ``EXT_SUFFIX`` and ``.so``.
     """
     ext = str(vars["EXT_SUFFIX"])
@@ -181,7 +182,7 @@ def accepted_suffixes(version: tuple[int, int], vars: dict[str, Any]) -> tuple[s
         triplet = vars.get("MULTIARCH") or (soabi.split("-", 2)[2] if soabi.count("-") >= 2 else "")
         if triplet:
             out.append(f".abi3{'t' if free_threaded else ''}-{triplet}.so")
-    if not free_threaded:
+    if not free_threaded or version < (3, 14):
         out.append(".abi3.so")
     out.append(".so")
     if ext not in out:

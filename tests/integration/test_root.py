@@ -183,7 +183,12 @@ def test_facts_of_this_interpreter_read_as_an_image_match_the_live_ones() -> Non
         (
             (3, 13),
             {"SOABI": "cpython-313t-aarch64-linux-musl", "Py_GIL_DISABLED": 1},
-            [".cpython-313t-aarch64-linux-musl.so", ".so"],
+            [".cpython-313t-aarch64-linux-musl.so", ".abi3.so", ".so"],  # as 3.13.5's musl313t lists them
+        ),
+        (
+            (3, 14),
+            {"SOABI": "cpython-314t-aarch64-linux-musl", "Py_GIL_DISABLED": 1},
+            [".cpython-314t-aarch64-linux-musl.so", ".so"],
         ),
         (
             (3, 12),
