@@ -127,6 +127,15 @@ def _log(msg: str) -> None:
     print(f"[build_cross {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def _fetch(cross: Path, srcpkg: str, suite: str, version: Optional[str]) -> Path:
+    """The builder's fetch, retried once: the x86_64 builder may hold apt's lock."""
+    try:
+        return base.fetch_orig(cross, srcpkg, suite, version)
+    except BuildError:
+        time.sleep(30)
+        return base.fetch_orig(cross, srcpkg, suite, version)
+
+
 def _nice_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
     return base._clean_env(extra)
 
@@ -196,7 +205,7 @@ def build_musl(cross: Path, arch: str) -> Path:
     log = cross / "logs" / f"musl-{MUSL_VERSION}-{arch}.log"
     if log.exists():
         log.unlink()
-    orig = base.fetch_orig(cross, *base.MUSL_SRC)
+    orig = _fetch(cross, *base.MUSL_SRC)
     _log(f"building musl {MUSL_VERSION} for {arch} -> {p} (log {log})")
     if p.exists():
         shutil.rmtree(p)
@@ -258,6 +267,7 @@ def _dep_env(cross: Path, arch: str) -> dict[str, str]:
             "CC": str(tb / "cc"),
             "AR": str(tb / "ar"),
             "RANLIB": str(tb / "ranlib"),
+            "READELF": str(tb / "readelf"),
             "CFLAGS": "-O2 -fPIC",
             "CPPFLAGS": f"-I{d}/include",
             "LDFLAGS": f"-L{d}/lib",
@@ -281,7 +291,7 @@ def build_deps(cross: Path, arch: str) -> Path:
         if stamp.is_file():
             facts[name] = stamp.read_text().strip()
             continue
-        orig = base.fetch_orig(cross, pkg, suite, ver)
+        orig = _fetch(cross, pkg, suite, ver)
         log = cross / "logs" / f"dep-{name}-{arch}.log"
         if log.exists():
             log.unlink()
@@ -388,7 +398,7 @@ def build_cpython(target: str, cache_dir: Optional[Path] = None) -> Path:
     cross = cross_dir(cache_dir)
     prefix = interpreter_dir(target, cache_dir)
     t0 = time.time()
-    orig = base.fetch_orig(cross, *PY_SRC)
+    orig = _fetch(cross, *PY_SRC)
     d = deps_prefix(cross, arch)
     log = cross / "logs" / f"cpython-{target}.log"
     if log.exists():

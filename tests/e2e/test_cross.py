@@ -124,18 +124,22 @@ def _env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
     return e
 
 
-def _copy_tree(src: Path, dst: Path) -> None:
-    """Copy a root: the standard library hard-linked (never written), the rest copied."""
-    stdlib = src / "usr" / "lib" / "python3.11"
+def _copy_tree(src: Path, dst: Path, usr: str = "usr") -> None:
+    """Copy a root: the standard library hard-linked where possible (never written), the rest copied."""
+    stdlib = src / usr / "lib" / "python3.11"
+    site = stdlib / "site-packages"
 
     def copy(s: str, d: str) -> object:
         p = Path(s)
-        if stdlib in p.parents and (stdlib / "site-packages") not in p.parents:
-            os.link(s, d)
-            return d
+        if stdlib in p.parents and site not in p.parents:
+            try:
+                os.link(s, d)
+                return d
+            except OSError:
+                pass
         return shutil.copy2(s, d)
 
-    shutil.copytree(src, dst, symlinks=True, copy_function=copy)
+    shutil.copytree(src, dst, symlinks=True, copy_function=copy, ignore=shutil.ignore_patterns(".complete"))
 
 
 class TargetRoot:
@@ -149,7 +153,7 @@ class TargetRoot:
         if prefix is not None:
             staging = root.parent / (root.name + ".prefix")
             staging.mkdir(parents=True)
-            shutil.copytree(prefix, staging / "usr", symlinks=True, ignore=shutil.ignore_patterns(".complete"))
+            _copy_tree(prefix, staging / "usr", usr=".")
             staging.rename(root)
             # The loader at the path the interpreter's PT_INTERP names, inside the root too.
             ldso = build_cross.read_interp(self.python)
