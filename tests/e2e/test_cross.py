@@ -203,7 +203,9 @@ class TargetRoot:
         )
 
     def ext_suffix(self) -> str:
-        return str(self.run("import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))").stdout.strip())
+        """EXT_SUFFIX, asked with the hook off (a start that may write would heal)."""
+        code = "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"
+        return str(self.run(code, env={"SOABI_SHIM_DISABLE": "1"}).stdout.strip())
 
 
 def aliases_in(site: Path) -> dict[str, str]:
