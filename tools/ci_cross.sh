@@ -9,7 +9,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 PACKAGES=(qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf binutils-aarch64-linux-gnu
-          binutils-arm-linux-gnueabihf linux-libc-dev-arm64-cross linux-libc-dev-armhf-cross python3.11)
+          binutils-arm-linux-gnueabihf linux-libc-dev-arm64-cross linux-libc-dev-armhf-cross python3.11 ccache)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
