@@ -72,7 +72,7 @@ def test_heal_command_fixes_real_wheels(
     # One alias per distribution, each named for the distribution that owns the file.
     assert sorted(canonicalize_name(a["distribution"]) for a in created) == sorted(IMPORTS)
     for a in created:
-        top, mod = IMPORTS[canonicalize_name(a["distribution"])]
+        _top, mod = IMPORTS[canonicalize_name(a["distribution"])]
         assert Path(a["target"]).name.startswith(mod.rsplit(".", 1)[-1] + "."), a
     assert {a["action"] for a in created} == {"created"}
 
