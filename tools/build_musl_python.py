@@ -576,8 +576,9 @@ def build_deps(cache: Path) -> Path:
                 cwd=s,
                 env=env,
             )
-            run(["make", f"-j{JOBS}", "build_sw"], log, cwd=s, env=env)
-            run(["make", "install_sw"], log, cwd=s, env=env)
+            # Libraries and headers only: CPython needs neither the openssl program nor the docs.
+            run(["make", f"-j{JOBS}", "build_libs"], log, cwd=s, env=env)
+            run(["make", "install_dev"], log, cwd=s, env=env)
         elif name == "sqlite3":
             run(
                 [
@@ -911,6 +912,21 @@ def ensure_interpreter(flavour: str, cache_dir: Optional[Path] = None) -> Path:
         return build_cpython(flavour, cache)
 
 
+def prepare(cache_dir: Optional[Path] = None) -> None:
+    """Host tools, the deb-src entry (one ``apt-get update``) and every source tarball.
+
+    Run once before parallel builds, so that they never race for apt's locks.
+    """
+    cache = (Path(cache_dir) if cache_dir else default_cache_dir()).expanduser().resolve()
+    ensure_host_tools(cache)
+    ensure_deb_src(cache)
+    fetch_orig(cache, *MUSL_SRC)
+    for pkg, suite, ver in DEP_SRCS.values():
+        fetch_orig(cache, pkg, suite, ver)
+    for spec in FLAVOURS.values():
+        fetch_orig(cache, spec["srcpkg"], spec["suite"], spec["upstream"])
+
+
 def ensure_base(cache_dir: Optional[Path] = None) -> None:
     """Host tools, musl and the static libraries every flavour links."""
     cache = (Path(cache_dir) if cache_dir else default_cache_dir()).expanduser().resolve()
@@ -958,6 +974,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     g.add_argument("--all", action="store_true", help="build every flavour")
     g.add_argument("--list", action="store_true", help="show each flavour and whether it is built; build nothing")
     g.add_argument(
+        "--prepare",
+        action="store_true",
+        help="install the host's build tools, add the deb-src entry and download every source; build nothing",
+    )
+    g.add_argument(
         "--probe-triplet",
         action="store_true",
         help="configure CPython 3.13 cross-style (--build=x86_64-linux-gnu --host=x86_64-linux-musl) "
@@ -975,6 +996,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     if a.probe_triplet:
         print(probe_triplet(cache))
+        return 0
+    if a.prepare:
+        try:
+            prepare(cache)
+        except BuildError as e:
+            print(f"prepare: FAILED\n{e}", file=sys.stderr)
+            return 1
         return 0
     flavours = list(FLAVOURS) if a.all else list(dict.fromkeys(a.flavour))
     reason = can_build(cache, flavours)
