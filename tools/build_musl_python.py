@@ -75,6 +75,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,13 +214,19 @@ def _tail(path: Path, n: int = 60) -> str:
     return "\n".join(lines[-n:])
 
 
+#: CPU seconds (user + system, the command and the children it waited for) spent
+#: by ``run`` per log file: the build cost independent of the machine's load.
+CPU_SECONDS: dict[str, float] = {}
+_cpu_lock = threading.Lock()
+
+
 def run(cmd: list[str], log: Path, cwd: Optional[Path] = None, env: Optional[dict[str, str]] = None) -> None:
     """Run cmd appending its output to log; raise BuildError with the tail."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as fh:
         fh.write(f"\n$ (cd {cwd or os.getcwd()}) {' '.join(map(str, cmd))}\n")
         fh.flush()
-        rc = subprocess.call(
+        proc = subprocess.Popen(
             [str(c) for c in cmd],
             cwd=str(cwd) if cwd else None,
             env=env,
@@ -227,6 +234,10 @@ def run(cmd: list[str], log: Path, cwd: Optional[Path] = None, env: Optional[dic
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = rc = os.waitstatus_to_exitcode(status)
+    with _cpu_lock:
+        CPU_SECONDS[str(log)] = CPU_SECONDS.get(str(log), 0.0) + usage.ru_utime + usage.ru_stime
     if rc != 0:
         raise BuildError(
             f"command failed (exit {rc}): {' '.join(map(str, cmd))}\nlog: {log}\n--- last lines ---\n{_tail(log)}"
@@ -491,7 +502,9 @@ def build_musl(cache: Path) -> Path:
     if out.strip() != "hello musl" or interp != ldso:
         raise BuildError(f"musl smoke test failed: output {out!r}, PT_INTERP {interp!r} (want {ldso})")
     shutil.rmtree(srcdir, ignore_errors=True)
-    _write_marker(p, {"musl": MUSL_VERSION, "ldso": ldso, "orig": orig.name, "seconds": round(time.time() - t0, 1)})
+    facts = {"musl": MUSL_VERSION, "ldso": ldso, "orig": orig.name, "seconds": round(time.time() - t0, 1)}
+    facts["cpu_seconds"] = round(CPU_SECONDS.get(str(log), 0.0), 1)
+    _write_marker(p, facts)
     _log(f"musl done in {time.time() - t0:.0f}s")
     return p
 
@@ -603,6 +616,7 @@ def build_deps(cache: Path) -> Path:
         facts[name] = orig.name
         _log(f"{name} done in {time.time() - t1:.0f}s")
     facts["seconds"] = round(time.time() - t0, 1)
+    facts["cpu_seconds"] = round(sum(CPU_SECONDS.get(str(cache / "logs" / f"dep-{n}.log"), 0.0) for n in DEP_SRCS), 1)
     _write_marker(d, facts)
     return d
 
@@ -819,6 +833,7 @@ def build_cpython(flavour: str, cache: Path) -> Path:
     facts = sanity_check(flavour, cache)
     facts["orig"] = orig.name
     facts["seconds"] = round(time.time() - t0, 1)
+    facts["cpu_seconds"] = round(CPU_SECONDS.get(str(log), 0.0), 1)
     shutil.rmtree(srcdir, ignore_errors=True)
     _write_marker(prefix, facts)
     _log(f"{flavour} done in {time.time() - t0:.0f}s: {facts['soabi']}")
