@@ -857,7 +857,7 @@ def probe_triplet(cache_dir: Optional[Path] = None) -> str:
     env = _dep_env(cache)
     env.update({"CFLAGS": "-O2", "CPPFLAGS": f"-I{d}/include", "LDFLAGS": f"-L{d}/lib"})
     # Answers configure cannot find out by running programs when cross compiling.
-    env.update({"ac_cv_file__dev_ptmx": "yes", "ac_cv_file__dev_ptc": "no"})
+    env.update({"ac_cv_file__dev_ptmx": "yes", "ac_cv_file__dev_ptc": "no", "ac_cv_buggy_getaddrinfo": "no"})
     log = cache / "logs" / "probe-triplet.log"
     if log.exists():
         log.unlink()
