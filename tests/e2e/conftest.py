@@ -192,9 +192,10 @@ class MuslVenv:
         e = {k: v for k, v in os.environ.items() if not k.startswith(("SOABI_SHIM_", "PYTHON", "PIP_"))}
         e.update(env or {})
         e["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-        return subprocess.run(
-            [str(self.python), "-m", "pip", "-q", *args], capture_output=True, text=True, env=e, check=True
-        )
+        out = subprocess.run([str(self.python), "-m", "pip", "-q", *args], capture_output=True, text=True, env=e)
+        if out.returncode != 0:
+            pytest.fail(f"pip {' '.join(args)} failed (exit {out.returncode}):\n{out.stderr[-3000:]}", pytrace=False)
+        return out
 
     def install_shim(self, wheelhouse: Path) -> None:
         self.pip("install", "--no-index", "--find-links", str(wheelhouse), "soabi-shim")

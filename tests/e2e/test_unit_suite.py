@@ -35,7 +35,10 @@ def _test_wheels(version: str, cache: Path) -> Path:
     """pytest, hypothesis and their dependencies as wheels for ``version``, cached."""
     pyver = version.rstrip("t")
     d = cache / "test-deps" / pyver
-    if not any(d.glob("hypothesis-*.whl")):
+    # pip download evaluates environment markers for the host (3.11), not for
+    # --python-version: name the backports pytest and hypothesis need before 3.11.
+    backports = ["exceptiongroup>=1", "tomli>=1"] if tuple(map(int, pyver.split("."))) < (3, 11) else []
+    if not (d / ".complete").is_file():
         d.mkdir(parents=True, exist_ok=True)
         r = subprocess.run(
             [
@@ -52,6 +55,7 @@ def _test_wheels(version: str, cache: Path) -> Path:
                 "-d",
                 str(d),
                 *TEST_REQUIREMENTS,
+                *backports,
             ],
             capture_output=True,
             text=True,
@@ -59,6 +63,7 @@ def _test_wheels(version: str, cache: Path) -> Path:
         )
         if r.returncode != 0:
             _unavailable(f"cannot download pytest/hypothesis for {pyver}: {r.stderr.strip()[-200:]}")
+        (d / ".complete").write_text("")
     return d
 
 
