@@ -5,7 +5,14 @@ Stdlib only, Python 3.9+.  Used by the end-to-end tests of soabi-shim and
 runnable by hand::
 
     python tools/build_musl_python.py --flavour musl311 [--cache DIR]
-    python tools/build_musl_python.py --all
+    python tools/build_musl_python.py --all [--parallel 2]
+    python tools/build_musl_python.py --list
+
+It needs root (it installs build tools with apt and adds a ``deb-src`` entry
+for Debian's source archive).  The test suite never runs it on its own: plain
+``python -m pytest`` uses the interpreters already in the cache and skips the
+end-to-end tests when they are missing; ``SOABI_SHIM_REQUIRE_E2E=1`` (CI,
+``tox -e e2e``) makes the fixtures build them and fail when they cannot.
 
 Everything comes from the host's own Debian archive (upstream ``.orig`` tarballs of Debian
 source packages, never Debian's patches):
@@ -16,7 +23,11 @@ source packages, never Debian's patches):
   the host's ``/lib/ld-musl-x86_64.so.1`` is never touched.
 * zlib, libffi, OpenSSL, SQLite (bookworm) as static PIC libraries in
   ``<cache>/deps-musl-1.2.5``.
-* CPython 3.11.2 (bookworm) and 3.9.2 (bullseye).
+* CPython 3.13.x (trixie), 3.11.2 (bookworm) and 3.9.2 (bullseye).
+
+The static libraries and musl are built once and shared by every flavour;
+with ``--parallel N`` up to N CPython builds run at once (each with
+``make -j$SOABI_SHIM_E2E_JOBS``, default 2).
 
 Flavours (SOABI they report):
 
@@ -26,6 +37,15 @@ Flavours (SOABI they report):
 * ``musl39``  -> ``cpython-39-x86_64-linux-musl`` (PLATFORM_TRIPLET patched as
   in Alpine's bpo-43112 patch, no ``-gnu`` fallback; pip upgraded to 26.0.1 so
   it knows musllinux tags)
+* ``musl313`` -> ``cpython-313-x86_64-linux-musl`` (native musl build)
+* ``musl313t`` -> ``cpython-313t-x86_64-linux-musl`` (free-threaded,
+  ``--disable-gil``; no ``.abi3.so`` suffix)
+
+No ``-gnu`` 3.13 exists here: 3.13's configure takes the libc part of the
+triplet from ``Misc/platform_triplet.c`` run through the target compiler's
+preprocessor (``__GLIBC__`` from ``<features.h>`` gives ``gnu``; musl's
+``__DEFINED_va_list`` gives ``musl``), whatever ``--build``/``--host`` say.
+``--probe-triplet`` shows it (docs/flavours.md).
 
 Cache layout (default ``$SOABI_SHIM_E2E_CACHE`` or ``~/.cache/soabi-shim-e2e``)::
 
@@ -38,12 +58,14 @@ Cache layout (default ``$SOABI_SHIM_E2E_CACHE`` or ``~/.cache/soabi-shim-e2e``):
     wheels/                   pip wheel used to upgrade musl39's pip
     cpython-<flavour>-<pyver>-musl1.2.5-r<N>/   interpreter prefix;
                               .complete holds a JSON of facts
-    .lock                     fcntl lock serialising builds
+    .lock                     flock serialising musl + static library builds
+    .lock-<flavour>           flock serialising builds of one flavour
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import fcntl
 import json
@@ -53,6 +75,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,6 +161,27 @@ FLAVOURS: dict[str, dict] = {
         soabi="cpython-39-x86_64-linux-musl",
         pip=PIP_FOR_39,
     ),
+    "musl313": dict(
+        srcpkg="python3.13",
+        suite="trixie",
+        upstream="3.13",
+        short="3.13",
+        triplet_build="x86_64-linux-musl",
+        patch_triplet=False,
+        soabi="cpython-313-x86_64-linux-musl",
+        pip=None,
+    ),
+    "musl313t": dict(
+        srcpkg="python3.13",
+        suite="trixie",
+        upstream="3.13",
+        short="3.13t",
+        triplet_build="x86_64-linux-musl",
+        patch_triplet=False,
+        soabi="cpython-313t-x86_64-linux-musl",
+        pip=None,
+        configure=["--disable-gil"],
+    ),
 }
 
 REQUIRED_MODULES = ["zlib", "ctypes", "_ctypes", "sqlite3", "ssl", "hashlib", "json", "venv", "ensurepip"]
@@ -170,13 +214,19 @@ def _tail(path: Path, n: int = 60) -> str:
     return "\n".join(lines[-n:])
 
 
+#: CPU seconds (user + system, the command and the children it waited for) spent
+#: by ``run`` per log file: the build cost independent of the machine's load.
+CPU_SECONDS: dict[str, float] = {}
+_cpu_lock = threading.Lock()
+
+
 def run(cmd: list[str], log: Path, cwd: Optional[Path] = None, env: Optional[dict[str, str]] = None) -> None:
     """Run cmd appending its output to log; raise BuildError with the tail."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as fh:
         fh.write(f"\n$ (cd {cwd or os.getcwd()}) {' '.join(map(str, cmd))}\n")
         fh.flush()
-        rc = subprocess.call(
+        proc = subprocess.Popen(
             [str(c) for c in cmd],
             cwd=str(cwd) if cwd else None,
             env=env,
@@ -184,6 +234,10 @@ def run(cmd: list[str], log: Path, cwd: Optional[Path] = None, env: Optional[dic
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = rc = os.waitstatus_to_exitcode(status)
+    with _cpu_lock:
+        CPU_SECONDS[str(log)] = CPU_SECONDS.get(str(log), 0.0) + usage.ru_utime + usage.ru_stime
     if rc != 0:
         raise BuildError(
             f"command failed (exit {rc}): {' '.join(map(str, cmd))}\nlog: {log}\n--- last lines ---\n{_tail(log)}"
@@ -223,9 +277,9 @@ def _clean_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _locked(cache: Path) -> Iterator[None]:
+def _locked(cache: Path, name: str = ".lock") -> Iterator[None]:
     cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".lock", "w") as fh:
+    with open(cache / name, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -376,25 +430,37 @@ def cc_wrapper(cache: Path) -> Path:
     return cache / "toolbin" / "musl-cc"
 
 
+def _write_script(path: Path, text: str) -> None:
+    """Write an executable script atomically (a parallel build may be running it)."""
+    try:
+        if path.read_text() == text:
+            return
+    except OSError:
+        pass
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(text)
+    tmp.chmod(0o755)
+    os.replace(tmp, path)
+
+
 def _write_toolbin(cache: Path) -> None:
     tb = cache / "toolbin"
     tb.mkdir(parents=True, exist_ok=True)
     p = musl_prefix(cache)
-    w = tb / "musl-cc"
     # musl-gcc --print-multiarch prints the host's x86_64-linux-gnu, which
     # makes CPython's configure abort or mis-detect: print nothing instead.
-    w.write_text(f"""#!/bin/sh
+    _write_script(
+        tb / "musl-cc",
+        f"""#!/bin/sh
 for a in "$@"; do
   case "$a" in -print-multiarch|--print-multiarch) exit 0;; esac
 done
 exec "{p}/bin/musl-gcc" "$@"
-""")
-    w.chmod(0o755)
+""",
+    )
     # CPython's setup.py asks dpkg-architecture for the multiarch dir and
     # would then add /usr/include/x86_64-linux-gnu (glibc headers).
-    d = tb / "dpkg-architecture"
-    d.write_text("#!/bin/sh\nexit 1\n")
-    d.chmod(0o755)
+    _write_script(tb / "dpkg-architecture", "#!/bin/sh\nexit 1\n")
 
 
 def build_musl(cache: Path) -> Path:
@@ -436,7 +502,9 @@ def build_musl(cache: Path) -> Path:
     if out.strip() != "hello musl" or interp != ldso:
         raise BuildError(f"musl smoke test failed: output {out!r}, PT_INTERP {interp!r} (want {ldso})")
     shutil.rmtree(srcdir, ignore_errors=True)
-    _write_marker(p, {"musl": MUSL_VERSION, "ldso": ldso, "orig": orig.name, "seconds": round(time.time() - t0, 1)})
+    facts = {"musl": MUSL_VERSION, "ldso": ldso, "orig": orig.name, "seconds": round(time.time() - t0, 1)}
+    facts["cpu_seconds"] = round(CPU_SECONDS.get(str(log), 0.0), 1)
+    _write_marker(p, facts)
     _log(f"musl done in {time.time() - t0:.0f}s")
     return p
 
@@ -521,8 +589,9 @@ def build_deps(cache: Path) -> Path:
                 cwd=s,
                 env=env,
             )
-            run(["make", f"-j{JOBS}", "build_sw"], log, cwd=s, env=env)
-            run(["make", "install_sw"], log, cwd=s, env=env)
+            # Libraries and headers only: CPython needs neither the openssl program nor the docs.
+            run(["make", f"-j{JOBS}", "build_libs"], log, cwd=s, env=env)
+            run(["make", "install_dev"], log, cwd=s, env=env)
         elif name == "sqlite3":
             run(
                 [
@@ -547,6 +616,7 @@ def build_deps(cache: Path) -> Path:
         facts[name] = orig.name
         _log(f"{name} done in {time.time() - t1:.0f}s")
     facts["seconds"] = round(time.time() - t0, 1)
+    facts["cpu_seconds"] = round(sum(CPU_SECONDS.get(str(cache / "logs" / f"dep-{n}.log"), 0.0) for n in DEP_SRCS), 1)
     _write_marker(d, facts)
     return d
 
@@ -743,6 +813,7 @@ def build_cpython(flavour: str, cache: Path) -> Path:
             f"--host={b}",
             "--with-ensurepip=install",
             f"--with-openssl={d}",
+            *f.get("configure", []),
         ],
         log,
         cwd=srcdir,
@@ -762,20 +833,68 @@ def build_cpython(flavour: str, cache: Path) -> Path:
     facts = sanity_check(flavour, cache)
     facts["orig"] = orig.name
     facts["seconds"] = round(time.time() - t0, 1)
+    facts["cpu_seconds"] = round(CPU_SECONDS.get(str(log), 0.0), 1)
     shutil.rmtree(srcdir, ignore_errors=True)
     _write_marker(prefix, facts)
     _log(f"{flavour} done in {time.time() - t0:.0f}s: {facts['soabi']}")
     return py
 
 
+def probe_triplet(cache_dir: Optional[Path] = None) -> str:
+    """Configure CPython 3.13 as a cross build from the glibc host; report its triplet.
+
+    This is the Yocto-style attempt at a ``-gnu``-named musl-linked 3.13:
+    ``--build=x86_64-linux-gnu --host=x86_64-linux-musl`` with the musl
+    compiler, the musl313 interpreter as the build Python.  Returns the lines
+    of configure's output that decide the triplet, and the SOABI it writes.
+    """
+    cache = (Path(cache_dir) if cache_dir else default_cache_dir()).expanduser().resolve()
+    build_python = ensure_interpreter("musl313", cache)
+    f = FLAVOURS["musl313"]
+    orig = fetch_orig(cache, f["srcpkg"], f["suite"], f["upstream"])
+    srcdir = _extract(orig, cache / "build", "cpython-probe-triplet")
+    d = deps_prefix(cache)
+    env = _dep_env(cache)
+    env.update({"CFLAGS": "-O2", "CPPFLAGS": f"-I{d}/include", "LDFLAGS": f"-L{d}/lib"})
+    # Answers configure cannot find out by running programs when cross compiling.
+    env.update({"ac_cv_file__dev_ptmx": "yes", "ac_cv_file__dev_ptc": "no", "ac_cv_buggy_getaddrinfo": "no"})
+    log = cache / "logs" / "probe-triplet.log"
+    if log.exists():
+        log.unlink()
+    cmd = [
+        "./configure",
+        f"--prefix={cache / 'build' / 'probe-prefix'}",
+        "--build=x86_64-linux-gnu",
+        "--host=x86_64-linux-musl",
+        f"--with-build-python={build_python}",
+        f"--with-openssl={d}",
+    ]
+    try:
+        run(cmd, log, cwd=srcdir, env=env)
+        makefile = (srcdir / "Makefile").read_text()
+        soabi = re.search(r"^SOABI=\s*(\S+)", makefile, re.M)
+        result = f"SOABI={soabi.group(1) if soabi else '?'}"
+    except BuildError as e:
+        result = f"configure failed: {str(e).splitlines()[0]}"
+    lines = [
+        ln
+        for ln in log.read_text(errors="replace").splitlines()
+        if ln.startswith(("$ ", "checking build system type", "checking host system type"))
+        or "platform triplet" in ln
+        or "checking for multiarch" in ln
+    ]
+    shutil.rmtree(srcdir, ignore_errors=True)
+    return "\n".join([*lines, result])
+
+
 # --------------------------------------------------------------------------
 # public API
 
 
-def can_build(cache_dir: Optional[Path] = None) -> Optional[str]:
+def can_build(cache_dir: Optional[Path] = None, flavours: Optional[list[str]] = None) -> Optional[str]:
     """None if interpreters can be built (or all are cached), else a reason."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    if all(_marker_ok(interpreter_dir(fl, cache)) for fl in FLAVOURS):
+    if all(_marker_ok(interpreter_dir(fl, cache)) for fl in flavours or FLAVOURS):
         return None
     if not sys.platform.startswith("linux") or os.uname().machine != "x86_64":
         return "musl interpreters are only built on x86_64 Linux"
@@ -799,13 +918,51 @@ def ensure_interpreter(flavour: str, cache_dir: Optional[Path] = None) -> Path:
     prefix = interpreter_dir(flavour, cache)
     if _marker_ok(prefix):
         return interpreter_path(flavour, cache)
-    with _locked(cache):
+    # One lock per flavour, so that two flavours build at once; musl and the
+    # static libraries they share are built once, under the cache's lock.
+    with _locked(cache, f".lock-{flavour}"):
         if _marker_ok(prefix):
             return interpreter_path(flavour, cache)
+        ensure_base(cache)
+        return build_cpython(flavour, cache)
+
+
+def prepare(cache_dir: Optional[Path] = None) -> None:
+    """Host tools, the deb-src entry (one ``apt-get update``) and every source tarball.
+
+    Run once before parallel builds, so that they never race for apt's locks.
+    """
+    cache = (Path(cache_dir) if cache_dir else default_cache_dir()).expanduser().resolve()
+    ensure_host_tools(cache)
+    ensure_deb_src(cache)
+    fetch_orig(cache, *MUSL_SRC)
+    for pkg, suite, ver in DEP_SRCS.values():
+        fetch_orig(cache, pkg, suite, ver)
+    for spec in FLAVOURS.values():
+        fetch_orig(cache, spec["srcpkg"], spec["suite"], spec["upstream"])
+
+
+def ensure_base(cache_dir: Optional[Path] = None) -> None:
+    """Host tools, musl and the static libraries every flavour links."""
+    cache = (Path(cache_dir) if cache_dir else default_cache_dir()).expanduser().resolve()
+    if _marker_ok(musl_prefix(cache)) and _marker_ok(deps_prefix(cache)):
+        # Built (the markers are written last, atomically): no need to wait for
+        # the lock another process may hold while it builds its own flavours.
+        ensure_host_tools(cache)
+        _write_toolbin(cache)
+        return
+    with _locked(cache):
         ensure_host_tools(cache)
         build_musl(cache)
         build_deps(cache)
-        return build_cpython(flavour, cache)
+
+
+def cached_interpreter(flavour: str, cache_dir: Optional[Path] = None) -> Optional[Path]:
+    """bin/python3.X of a flavour already built in the cache, else None (never builds)."""
+    cache = (Path(cache_dir) if cache_dir else default_cache_dir()).expanduser().resolve()
+    if _marker_ok(interpreter_dir(flavour, cache)):
+        return interpreter_path(flavour, cache)
+    return None
 
 
 def interpreter_facts(flavour: str, cache_dir: Optional[Path] = None) -> Optional[dict]:
@@ -813,28 +970,73 @@ def interpreter_facts(flavour: str, cache_dir: Optional[Path] = None) -> Optiona
     return _marker_ok(interpreter_dir(flavour, cache.expanduser().resolve()))
 
 
+def _build_one(flavour: str, cache: Optional[Path]) -> tuple[str, Optional[Path], str]:
+    t0 = time.time()
+    try:
+        py = ensure_interpreter(flavour, cache)
+    except BuildError as e:
+        return flavour, None, str(e)
+    return flavour, py, f"{time.time() - t0:.0f}s"
+
+
 def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        epilog="Flavours: " + ", ".join(f"{k} ({v['soabi']})" for k, v in FLAVOURS.items()),
+    )
     g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--flavour", action="append", choices=sorted(FLAVOURS))
-    g.add_argument("--all", action="store_true")
-    ap.add_argument("--cache", type=Path, default=None)
+    g.add_argument("--flavour", action="append", choices=list(FLAVOURS), help="build this flavour (repeatable)")
+    g.add_argument("--all", action="store_true", help="build every flavour")
+    g.add_argument("--list", action="store_true", help="show each flavour and whether it is built; build nothing")
+    g.add_argument(
+        "--prepare",
+        action="store_true",
+        help="install the host's build tools, add the deb-src entry and download every source; build nothing",
+    )
+    g.add_argument(
+        "--probe-triplet",
+        action="store_true",
+        help="configure CPython 3.13 cross-style (--build=x86_64-linux-gnu --host=x86_64-linux-musl) "
+        "and print the platform triplet it chooses",
+    )
+    ap.add_argument("--cache", type=Path, default=None, help="cache directory (default: %(default)s)")
+    ap.add_argument("--parallel", type=int, default=1, metavar="N", help="build up to N flavours at once")
     a = ap.parse_args(argv)
-    flavours = list(FLAVOURS) if a.all else a.flavour
-    reason = can_build(a.cache)
+    cache = (a.cache or default_cache_dir()).expanduser().resolve()
+    if a.list:
+        for fl, spec in FLAVOURS.items():
+            facts = interpreter_facts(fl, cache)
+            state = f"built in {facts.get('seconds')}s: {interpreter_path(fl, cache)}" if facts else "not built"
+            print(f"{fl:9} {spec['soabi']:32} {state}")
+        return 0
+    if a.probe_triplet:
+        print(probe_triplet(cache))
+        return 0
+    if a.prepare:
+        try:
+            prepare(cache)
+        except BuildError as e:
+            print(f"prepare: FAILED\n{e}", file=sys.stderr)
+            return 1
+        return 0
+    flavours = list(FLAVOURS) if a.all else list(dict.fromkeys(a.flavour))
+    reason = can_build(cache, flavours)
     if reason:
         print(f"cannot build: {reason}", file=sys.stderr)
         return 2
     rc = 0
-    for fl in flavours:
-        t0 = time.time()
-        try:
-            py = ensure_interpreter(fl, a.cache)
-        except BuildError as e:
-            print(f"{fl}: FAILED\n{e}", file=sys.stderr)
-            rc = 1
-            continue
-        print(f"{fl}: {py} ({time.time() - t0:.0f}s)")
+    try:
+        ensure_base(cache)
+    except BuildError as e:
+        print(f"musl/static libraries: FAILED\n{e}", file=sys.stderr)
+        return 1
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, a.parallel)) as pool:
+        for fl, py, info in pool.map(lambda fl: _build_one(fl, cache), flavours):
+            if py is None:
+                print(f"{fl}: FAILED\n{info}", file=sys.stderr)
+                rc = 1
+            else:
+                print(f"{fl}: {py} ({info})", flush=True)
     return rc
 
 

@@ -1,9 +1,13 @@
 """Fixtures of the end-to-end suite: real musl-linked CPythons, real
 musllinux wheels from PyPI, and soabi-shim with its dependencies as wheels.
 
-Where the interpreters cannot be built (not root, no Debian archive) the
-tests are *skipped with the reason*; with ``SOABI_SHIM_REQUIRE_E2E=1`` (CI)
-they fail instead, so a skip can never pass for success.
+A plain ``python -m pytest`` never builds anything and never touches the
+system: it uses the interpreters already in the cache
+(``$SOABI_SHIM_E2E_CACHE``, default ``~/.cache/soabi-shim-e2e``, filled by
+``python tools/build_musl_python.py --all``) and *skips* the tests of a
+flavour that is not there, with a one-line reason.  With
+``SOABI_SHIM_REQUIRE_E2E=1`` (CI, ``tox -e e2e``) the fixtures build what is
+missing (as root) and fail when they cannot, so a skip never passes for success.
 """
 
 from __future__ import annotations
@@ -14,110 +18,156 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 import pytest
 
 from tests.conftest import AS_NOBODY, ROOT
-from tests.e2e.wheels import IMPORTS, download_wheels
+from tests.e2e.wheels import download_wheels, imports
 from tools import build_musl_python as builder
 
 pytestmark = pytest.mark.e2e
 
 FLAVOURS = {
-    # flavour: (python version of the wheels, the libc part the wheels' names carry, mismatched?)
+    # flavour: the Python version of its wheels ("t": free-threaded)
     "gnu311": "3.11",
     "musl311": "3.11",
     "musl39": "3.9",
+    "musl313": "3.13",
+    "musl313t": "3.13t",
 }
+_DEPS_310_PLUS = ["installer>=1,<2", "packaging>=22", "pluggy>=1,<2"]
 DEPS = {
-    "3.11": ["installer>=1,<2", "packaging>=22", "pluggy>=1,<2"],
+    "3.11": _DEPS_310_PLUS,
     "3.9": ["installer==0.7.0", "packaging>=22", "pluggy>=1,<2"],
+    "3.13": _DEPS_310_PLUS,
+    "3.13t": _DEPS_310_PLUS,
 }
+
+T = TypeVar("T")
+
+
+def required() -> bool:
+    """SOABI_SHIM_REQUIRE_E2E=1: build what is missing and fail, never skip."""
+    return os.environ.get("SOABI_SHIM_REQUIRE_E2E", "") not in ("", "0")
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("SOABI_SHIM_REQUIRE_E2E"):
+    if required():
         pytest.fail(f"end-to-end suite required but cannot run: {reason}", pytrace=False)
     pytest.skip(reason)
 
 
+class _Lazy(dict[str, T]):
+    """A mapping filled on first access, so a test asks only for what it uses."""
+
+    def __init__(self, make: Callable[[str], T]) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, key: str) -> T:
+        value = self._make(key)
+        self[key] = value
+        return value
+
+
+def find_interpreter(flavour: str, cache: Path) -> Path:
+    """The flavour's interpreter from the cache; skip (or, if required, build) when absent."""
+    py = builder.cached_interpreter(flavour, cache)
+    if py is not None:
+        return py
+    if not required():
+        pytest.skip(
+            f"{flavour} not built in {cache} (python tools/build_musl_python.py --all, as root;"
+            " or SOABI_SHIM_REQUIRE_E2E=1)"
+        )
+    reason = builder.can_build(cache, [flavour])
+    if reason:
+        pytest.fail(f"end-to-end suite required but {flavour} cannot be built: {reason}", pytrace=False)
+    try:
+        return builder.ensure_interpreter(flavour, cache)
+    except builder.BuildError as exc:
+        pytest.fail(f"building {flavour} failed: {exc}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def e2e_cache() -> Path:
-    return Path(os.environ.get("SOABI_SHIM_E2E_CACHE", str(Path.home() / ".cache" / "soabi-shim-e2e")))
+    return builder.default_cache_dir()
 
 
 @pytest.fixture(scope="session")
 def interpreters(e2e_cache: Path) -> dict[str, Path]:
-    reason = builder.can_build(e2e_cache)
-    if reason:
-        _unavailable(reason)
-    out = {}
-    for flavour in FLAVOURS:
-        try:
-            out[flavour] = builder.ensure_interpreter(flavour, e2e_cache)
-        except builder.BuildError as exc:
-            pytest.fail(f"building {flavour} failed: {exc}", pytrace=False)
-    return out
+    """flavour -> bin/python3.X, looked up (skipped or built) on first use."""
+    return _Lazy(lambda flavour: find_interpreter(flavour, e2e_cache))
 
 
-@pytest.fixture(scope="session")
-def musl_wheels(e2e_cache: Path) -> dict[str, list[Path]]:
+def _download(version: str, cache: Path) -> list[Path]:
     try:
-        return {v: download_wheels(v, e2e_cache / "wheels" / v) for v in ("3.11", "3.9")}
-    except subprocess.CalledProcessError as exc:
-        _unavailable(f"cannot download wheels from PyPI: {exc}")
+        return download_wheels(version, cache / "wheels" / version)
+    except RuntimeError as exc:
+        _unavailable(f"cannot download cp{version} musllinux wheels: {str(exc).splitlines()[0]}")
         raise
 
 
 @pytest.fixture(scope="session")
-def shim_wheelhouse(e2e_cache: Path, shim_wheel: Path) -> dict[str, Path]:
-    """soabi-shim (this checkout) plus its pure-Python dependencies, per version."""
-    out = {}
-    for version, reqs in DEPS.items():
-        d = e2e_cache / "deps" / version
-        if not any(d.glob("pluggy-*.whl")):
-            d.mkdir(parents=True, exist_ok=True)
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "-q",
-                    "--only-binary=:all:",
-                    "--no-deps",
-                    "--python-version",
-                    version,
-                    "-d",
-                    str(d),
-                    *reqs,
-                ],
-                check=True,
-                capture_output=True,
-            )
-        for old in d.glob("soabi_shim-*.whl"):
-            old.unlink()
-        shutil.copy(shim_wheel, d)
-        out[version] = d
-    return out
+def musl_wheels(e2e_cache: Path) -> dict[str, list[Path]]:
+    """version ("3.9", "3.11", "3.13", "3.13t") -> the pinned musllinux wheels, downloaded on first use."""
+    return _Lazy(lambda version: _download(version, e2e_cache))
+
+
+@pytest.fixture(scope="session")
+def shim_wheelhouse(e2e_cache: Path, shim_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """soabi-shim (this checkout) plus its pure-Python dependencies, per version.
+
+    The dependencies are downloaded once into the cache; the wheelhouse itself
+    is private to this session (other checkouts may share the cache).
+    """
+    return _Lazy(lambda version: _wheelhouse(version, e2e_cache, shim_wheel, tmp_path_factory))
+
+
+def _wheelhouse(version: str, e2e_cache: Path, shim_wheel: Path, factory: pytest.TempPathFactory) -> Path:
+    pyver = version.rstrip("t")
+    d = e2e_cache / "deps" / pyver
+    if not any(d.glob("pluggy-*.whl")):
+        d.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--no-deps"]
+        r = subprocess.run(
+            [*cmd, "--python-version", pyver, "-d", str(d), *DEPS[version]],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if r.returncode != 0:
+            _unavailable(f"cannot download soabi-shim's dependencies for {pyver}: {r.stderr.strip()[-200:]}")
+    house = factory.mktemp(f"wheelhouse-{version}")
+    for wheel in [*d.glob("*.whl"), shim_wheel]:
+        if not wheel.name.startswith("soabi_shim-") or wheel == shim_wheel:
+            shutil.copy(wheel, house)
+    return house
 
 
 @pytest.fixture(scope="session")
 def deps_target(shim_wheelhouse: dict[str, Path], e2e_cache: Path) -> dict[str, Path]:
     """soabi-shim's dependencies unpacked, to run this checkout with PYTHONPATH."""
-    out = {}
-    for version, house in shim_wheelhouse.items():
-        target = e2e_cache / "deps-target" / version
-        if not (target / "pluggy").is_dir():
-            wheels = [str(w) for w in house.glob("*.whl") if not w.name.startswith("soabi_shim-")]
-            subprocess.run(
-                [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), *wheels],
-                check=True,
-                capture_output=True,
-            )
-        out[version] = target
-    return out
+    return _Lazy(lambda version: _deps_target(shim_wheelhouse[version], version, e2e_cache))
+
+
+def _deps_target(house: Path, version: str, e2e_cache: Path) -> Path:
+    target = e2e_cache / "deps-target" / version.rstrip("t")
+    if not (target / "pluggy").is_dir():
+        # Unpacked beside the target, then renamed: another session may be doing the same.
+        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+        wheels = [str(w) for w in house.glob("*.whl") if not w.name.startswith("soabi_shim-")]
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp), *wheels],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            tmp.rename(target)
+        except OSError:  # another session got there first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 class MuslVenv:
@@ -142,16 +192,20 @@ class MuslVenv:
         e = {k: v for k, v in os.environ.items() if not k.startswith(("SOABI_SHIM_", "PYTHON", "PIP_"))}
         e.update(env or {})
         e["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-        return subprocess.run(
-            [str(self.python), "-m", "pip", "-q", *args], capture_output=True, text=True, env=e, check=True
-        )
+        out = subprocess.run([str(self.python), "-m", "pip", "-q", *args], capture_output=True, text=True, env=e)
+        if out.returncode != 0:
+            pytest.fail(f"pip {' '.join(args)} failed (exit {out.returncode}):\n{out.stderr[-3000:]}", pytrace=False)
+        return out
 
     def install_shim(self, wheelhouse: Path) -> None:
         self.pip("install", "--no-index", "--find-links", str(wheelhouse), "soabi-shim")
 
-    def probe(self, *, env: Optional[dict[str, str]] = None, nobody: bool = False) -> dict[str, str]:
+    def probe(
+        self, *, env: Optional[dict[str, str]] = None, nobody: bool = False, items: Optional[dict[str, tuple]] = None
+    ) -> dict[str, str]:
         """Import each wheel's extension module; return dist -> "ok" or the error."""
-        out = self.run(PROBE + f"\nprobe({sorted(IMPORTS.items())!r})", env=env, nobody=nobody)
+        items = imports(self.version) if items is None else items
+        out = self.run(PROBE + f"\nprobe({sorted(items.items())!r})", env=env, nobody=nobody)
         assert out.returncode == 0, out.stderr
         result: dict[str, str] = {}
         for line in out.stdout.splitlines():
@@ -174,6 +228,9 @@ def works(dist, mod):
         import rpds; assert rpds.HashTrieMap({1: 2})[1] == 2
     elif dist == "ujson":
         import ujson; assert ujson.dumps([1]) == "[1]"
+    elif dist == "frozenlist":
+        import frozenlist; assert frozenlist.FrozenList.__module__ == "frozenlist._frozenlist"
+        fl = frozenlist.FrozenList([1]); fl.freeze(); assert fl.frozen
 def probe(items):
     for dist, (top, mod) in items:
         try:
