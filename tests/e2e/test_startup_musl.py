@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -60,7 +61,9 @@ def test_pip_install_returns_healed(
         pip = venv.root / "bin" / f"pip{version}"
         cmd = [str(pip), "install", "--no-index", "--disable-pip-version-check", *wheels]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    assert out.returncode == 0 and "soabi" not in (out.stdout + out.stderr).lower(), out.stdout + out.stderr
+    # pip's own output only: nothing of ours (the wheels' paths may name the e2e cache, soabi-shim-e2e)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0 and "soabi_shim" not in text and "Traceback" not in text, text
     # No interpreter ran since pip returned: every alias is there and recorded.
     links = aliases_in(venv.site)
     assert len(links) == len(IMPORTS)
@@ -119,7 +122,14 @@ def test_start_is_silent_with_special_files(flavour: str, make_venv: object, shi
     for _ in range(2):
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
         assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+    # The FIFO is a problem of the heal: the stamp says so, and each start serves the fallback.
+    assert [n.split(".")[0] for n in stamps(venv.site)] == ["_fb"]
+    shutil.rmtree(dist)
+    shutil.rmtree(pkg)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
     (name,) = stamps(venv.site)
+    assert name.startswith("_ok.")
     stamp = venv.site / "soabi_shim" / name
     stamp.unlink()
     os.mkfifo(stamp)
