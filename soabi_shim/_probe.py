@@ -5,7 +5,6 @@ Imported by soabi-shim for the running interpreter, and run as a script by
 so it must stay valid Python 3.9 with no third-party import.
 """
 
-import json
 import os
 import sys
 
@@ -59,4 +58,6 @@ def collect() -> "dict[str, object]":
 
 
 if __name__ == "__main__":
+    import json
+
     sys.stdout.write(json.dumps(collect()))

@@ -25,13 +25,18 @@ import errno
 import fcntl
 import io
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Callable, Optional, overload
 
+from ._plain import Frozen
 from .errors import OutsideError, RecordError, SiteError
 from .sitefs import SiteDir, describe, open_regular_at
+
+# No typing, contextlib or dataclasses at run time (a healing start).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Callable, Optional, overload
+
+    _Change = Callable[[bytes, list[tuple[str, str, str]]], Optional[bytes]]
 
 __all__ = [
     "TMP_PREFIX",
@@ -73,8 +78,7 @@ def parse_record(data: bytes) -> list[tuple[str, str, str]]:
     return rows
 
 
-@dataclass(frozen=True)
-class RecordFile:
+class RecordFile(Frozen):
     """One RECORD as read once by the scan: its bytes, rows and identity.
 
     :func:`append_rows_at` and :func:`remove_rows_at` reuse it instead of
@@ -82,20 +86,31 @@ class RecordFile:
     (inode, size, mtime and ctime).
     """
 
+    _fields = ("rel", "data", "rows", "identity")
+    __slots__ = _fields
     rel: str  # relative to the site directory, e.g. ``pkg-1.0.dist-info/RECORD``
     data: bytes
     rows: list[tuple[str, str, str]]
     identity: tuple[int, ...]
+
+    def __init__(self, rel: str, data: bytes, rows: list[tuple[str, str, str]], identity: tuple[int, ...]) -> None:
+        put = object.__setattr__
+        put(self, "rel", rel)
+        put(self, "data", data)
+        put(self, "rows", rows)
+        put(self, "identity", identity)
 
 
 def _identity(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-@overload
-def load_record(site: SiteDir, rel: str) -> RecordFile: ...
-@overload
-def load_record(site: SiteDir, rel: str, *, missing_ok: bool) -> Optional[RecordFile]: ...
+if TYPE_CHECKING:
+
+    @overload
+    def load_record(site: SiteDir, rel: str) -> RecordFile: ...
+    @overload
+    def load_record(site: SiteDir, rel: str, *, missing_ok: bool) -> Optional[RecordFile]: ...
 
 
 def load_record(site: SiteDir, rel: str, *, missing_ok: bool = False) -> Optional[RecordFile]:
@@ -140,31 +155,45 @@ def read_record(path: str) -> list[tuple[str, str, str]]:
             raise RecordError(f"cannot read RECORD: {exc}") from None
 
 
-@contextmanager
-def _locked(dir_fd: int, name: str) -> Iterator[tuple[int, os.stat_result]]:
-    """Hold ``flock`` on the RECORD currently named ``name`` in ``dir_fd``.
+class _locked:
+    """``with _locked(dir_fd, name) as (fd, st)``: hold ``flock`` on the
+    RECORD currently named ``name`` in ``dir_fd``.
 
     An installer's ``os.replace`` swaps the inode, so after taking the lock
     we check that the name still names the locked inode, and retry if not.
     """
-    for _ in range(1000):
-        try:
-            fd, st = open_regular_at(dir_fd, name)
-        except (OSError, SiteError) as exc:
-            raise RecordError(f"cannot open RECORD: {describe(exc)}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            st = os.fstat(fd)
+
+    def __init__(self, dir_fd: int, name: str) -> None:
+        self.dir_fd = dir_fd
+        self.name = name
+        self.fd = -1
+
+    def __enter__(self) -> tuple[int, os.stat_result]:
+        dir_fd, name = self.dir_fd, self.name
+        for _ in range(1000):
             try:
-                cur = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            except OSError:
-                cur = None
-            if cur is not None and (cur.st_ino, cur.st_dev) == (st.st_ino, st.st_dev):
-                yield fd, st
-                return
-        finally:
-            os.close(fd)  # closing releases the lock
-    raise RecordError("RECORD keeps being replaced by another process")
+                fd, st = open_regular_at(dir_fd, name)
+            except (OSError, SiteError) as exc:
+                raise RecordError(f"cannot open RECORD: {describe(exc)}") from None
+            held = False
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                st = os.fstat(fd)
+                try:
+                    cur = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                except OSError:
+                    cur = None
+                if cur is not None and (cur.st_ino, cur.st_dev) == (st.st_ino, st.st_dev):
+                    held = True
+                    self.fd = fd
+                    return fd, st
+            finally:
+                if not held:
+                    os.close(fd)  # closing releases the lock
+        raise RecordError("RECORD keeps being replaced by another process")
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # releases the lock
 
 
 def _read_fd(fd: int) -> bytes:
@@ -327,9 +356,6 @@ def _replace(site_fd: int, dir_fd: int, name: str, st: os.stat_result, data: byt
 
 class _Changed(Exception):
     """RECORD was replaced or rewritten by someone who does not lock."""
-
-
-_Change = Callable[[bytes, list[tuple[str, str, str]]], Optional[bytes]]
 
 
 def _update(site: SiteDir, rel: str, change: _Change, known: Optional[RecordFile]) -> None:

@@ -23,11 +23,14 @@ difference soabi-shim ever aliases across.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Optional
 
+from ._plain import Frozen
 from ._twins import LIBC_TWINS, MIPS64_TWINS, libc_twins
 from .errors import SuffixError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = [
     "ARCHITECTURES",
@@ -98,8 +101,7 @@ _GRAALPY_RE = re.compile(r"^graalpy(?P<graal>\d{0,6})-(?P<major>\d)(?P<minor>\d{
 _STABLE_RE = re.compile(r"^abi3t?$")
 
 
-@dataclass(frozen=True)
-class ExtSuffix:
+class ExtSuffix(Frozen):
     """One tagged Linux extension suffix, e.g. ``.cpython-311-x86_64-linux-musl.so``.
 
     ``abi`` is everything before the triplet (``cpython-311``, ``abi3t``,
@@ -108,12 +110,31 @@ class ExtSuffix:
     without a libc part (GraalPy's ``x86_64-linux``).
     """
 
+    _fields = ("abi", "arch", "libc", "implementation", "version", "flags")
+    __slots__ = _fields
     abi: str
     arch: str
     libc: Optional[str]
     implementation: str
     version: Optional[tuple[int, int]]
     flags: str
+
+    def __init__(
+        self,
+        abi: str,
+        arch: str,
+        libc: Optional[str],
+        implementation: str,
+        version: Optional[tuple[int, int]],
+        flags: str,
+    ) -> None:
+        put = object.__setattr__
+        put(self, "abi", abi)
+        put(self, "arch", arch)
+        put(self, "libc", libc)
+        put(self, "implementation", implementation)
+        put(self, "version", version)
+        put(self, "flags", flags)
 
     def __str__(self) -> str:
         triplet = f"{self.arch}-linux" + (f"-{self.libc}" if self.libc else "")
