@@ -376,10 +376,16 @@ def get_plugin_host(
     """A host with the built-in plugin, ``plugins`` and installed plugins.
 
     ``sites=[dir, ...]``: installed plugins come only from the distributions
-    in those site directories (see :func:`read_entry_points`); otherwise
+    in those site directories (see :func:`read_entry_points`), and pluggy is
+    imported only if one is there (or ``plugins`` are given); otherwise
     from ``importlib.metadata``.  ``entry_points=False``: none at all.
     """
-    host = PluginHost()  # pluggy only once a plugin comes
+    host = PluginHost()
+    if sites is None:
+        # The CLI and the API: pluggy as ever (a missing pluggy is named).
+        # With ``sites`` (the start-up heal) it is imported only once a
+        # plugin comes: a heal with none runs the built-in rules directly.
+        host.manager  # noqa: B018
     for plugin in plugins or ():
         host._register(plugin, None)
     if entry_points:

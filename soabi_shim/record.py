@@ -20,7 +20,6 @@ Rules:
 
 from __future__ import annotations
 
-import csv
 import errno
 import fcntl
 import io
@@ -30,13 +29,21 @@ from ._plain import Frozen
 from .errors import OutsideError, RecordError, SiteError
 from .sitefs import SiteDir, describe, open_regular_at
 
-# No typing, contextlib or dataclasses at run time (a healing start).
+# No typing, contextlib or dataclasses at run time (a healing start); the
+# csv reader and writer from ``_csv``, the C module ``csv`` re-exports
+# (``csv`` itself imports ``re`` for its Sniffer).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import csv
     from collections.abc import Iterable
-    from typing import Callable, Optional, overload
+    from typing import Any, Callable, Optional, overload
 
     _Change = Callable[[bytes, list[tuple[str, str, str]]], Optional[bytes]]
+else:
+    try:
+        import _csv as csv
+    except ImportError:  # pragma: no cover - an implementation without _csv
+        import csv
 
 __all__ = [
     "TMP_PREFIX",
@@ -268,6 +275,60 @@ _RENAMEAT2: Optional[Callable[..., int]] = None
 _NO_RENAMEAT2 = False
 
 
+def _no_errno() -> int:
+    return 0
+
+
+#: ``get_errno`` of the ctypes that loaded :data:`_RENAMEAT2`.
+_GET_ERRNO: Callable[[], int] = _no_errno
+
+
+def _load_renameat2() -> Optional[Callable[..., int]]:
+    """libc's ``renameat2`` (errno kept), or None where there is none.
+
+    Straight from ``_ctypes``, the C module under :mod:`ctypes`: importing
+    ``ctypes`` itself costs several milliseconds (it makes a libffi
+    closure at import), most of a healing start's extra time.  Where
+    ``_ctypes`` lacks what this needs (another implementation), ``ctypes``.
+    """
+    global _GET_ERRNO
+    try:
+        import _ctypes
+
+        ct: Any = _ctypes  # private API, the same since Python 2.6: untyped here
+
+        def simple(name: str, code: str) -> Any:
+            return type(ct._SimpleCData)(name, (ct._SimpleCData,), {"_type_": code})
+
+        c_int = simple("c_int", "i")
+        function = type(ct.CFuncPtr)(
+            "renameat2",
+            (ct.CFuncPtr,),
+            {"_flags_": ct.FUNCFLAG_CDECL | ct.FUNCFLAG_USE_ERRNO, "_restype_": c_int},
+        )
+        # What ctypes.CDLL(None) hands over: the handle of the program itself.
+        process = type("process", (), {"_handle": ct.dlopen(None, 0)})
+        fn = function(("renameat2", process))
+        fn.argtypes = (c_int, simple("c_char_p", "z"), c_int, simple("c_char_p", "z"), simple("c_uint", "I"))
+        _GET_ERRNO = ct.get_errno
+        return fn  # type: ignore[no-any-return]
+    except AttributeError as exc:
+        if "renameat2" in str(exc):  # the libc has none
+            return None
+    except (ImportError, OSError, TypeError, ValueError):
+        pass
+    try:
+        import ctypes
+
+        full = ctypes.CDLL(None, use_errno=True).renameat2
+    except (ImportError, OSError, AttributeError):
+        return None
+    full.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    full.restype = ctypes.c_int
+    _GET_ERRNO = ctypes.get_errno
+    return full
+
+
 def _exchange(src_fd: int, src: str, dst_fd: int, dst: str) -> bool:
     """``renameat2(src_fd, src, dst_fd, dst, RENAME_EXCHANGE)``; False where
     the libc, kernel or file system cannot do it (the caller falls back to
@@ -276,21 +337,14 @@ def _exchange(src_fd: int, src: str, dst_fd: int, dst: str) -> bool:
     if _NO_RENAMEAT2:
         return False
     if _RENAMEAT2 is None:
-        try:
-            import ctypes
-
-            fn = ctypes.CDLL(None, use_errno=True).renameat2
-        except (ImportError, OSError, AttributeError):
+        fn = _load_renameat2()
+        if fn is None:
             _NO_RENAMEAT2 = True
             return False
-        fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-        fn.restype = ctypes.c_int
         _RENAMEAT2 = fn
     if _RENAMEAT2(src_fd, os.fsencode(src), dst_fd, os.fsencode(dst), _RENAME_EXCHANGE) == 0:
         return True
-    import ctypes
-
-    err = ctypes.get_errno()
+    err = _GET_ERRNO()
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
         _NO_RENAMEAT2 = True
         return False
