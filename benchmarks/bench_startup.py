@@ -24,12 +24,23 @@ in nothing but soabi-shim, its ``soabi_shim-startup.pth`` included.
     start heals them; against the next start, when nothing changed.  Between
     repetitions the N distributions are removed and the stamp renewed.
 
+(heal) a healing start against the next start, for one new distribution with one
+    extension named for the other libc (markupsafe's ``_speedups`` from the real cp311
+    musllinux wheel under the name the interpreter does not load): on musl311 and gnu311 the
+    start whose hook heals it (``python -c pass``) against the next (fast-path) start, paired
+    in each repetition; on the host, where the hook never heals, the healing start is
+    simulated with what the musl hook runs (``_startup.heal_start(site)`` after installing a
+    glibc-linked extension named ``-musl``) against ``python -c pass``.  Median of the paired
+    differences (target <= 15 ms) and, from one more round under ``-X importtime``, the
+    number of modules each start imports and the non-soabi-shim ones only the healing start
+    imports (counts do not depend on the machine's load).
+
 Every start is a new process (``posix_spawn``, output to ``/dev/null``), timed
 from the parent.  (a) and (b) are paired and interleaved (AB, BA, ...): median
 of each, ratio of medians (with-shim / without) and its 95% bootstrap interval.
 Target: ratio <= 1.01.
 
-    python benchmarks/bench_startup.py [--quick] [--json FILE] [--parts a,b,c]
+    python benchmarks/bench_startup.py [--quick] [--json FILE] [--parts a,b,c,d,heal]
 """
 
 from __future__ import annotations
