@@ -24,12 +24,23 @@ in nothing but soabi-shim, its ``soabi_shim-startup.pth`` included.
     start heals them; against the next start, when nothing changed.  Between
     repetitions the N distributions are removed and the stamp renewed.
 
+(heal) a healing start against the next start, for one new distribution with one
+    extension named for the other libc (markupsafe's ``_speedups`` from the real cp311
+    musllinux wheel under the name the interpreter does not load): on musl311 and gnu311 the
+    start whose hook heals it (``python -c pass``) against the next (fast-path) start, paired
+    in each repetition; on the host, where the hook never heals, the healing start is
+    simulated with what the musl hook runs (``_startup.heal_start(site)`` after installing a
+    glibc-linked extension named ``-musl``) against ``python -c pass``.  Median of the paired
+    differences (target <= 15 ms) and, from one more round under ``-X importtime``, the
+    number of modules each start imports and the non-soabi-shim ones only the healing start
+    imports (counts do not depend on the machine's load).
+
 Every start is a new process (``posix_spawn``, output to ``/dev/null``), timed
 from the parent.  (a) and (b) are paired and interleaved (AB, BA, ...): median
 of each, ratio of medians (with-shim / without) and its 95% bootstrap interval.
 Target: ratio <= 1.01.
 
-    python benchmarks/bench_startup.py [--quick] [--json FILE] [--parts a,b,c]
+    python benchmarks/bench_startup.py [--quick] [--json FILE] [--parts a,b,c,d,heal]
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ import sys
 import zipfile
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _bench as B
@@ -171,6 +182,107 @@ def heal_cost(shim: B.Venv, work: Path, reps: int, results: dict[str, Any]) -> l
     return rows
 
 
+def _own_suffix(python: str) -> str:
+    out = B.run([python, "-c", "import importlib.machinery as m; print(m.EXTENSION_SUFFIXES[0])"], B.clean_env())
+    return out.stdout.strip()
+
+
+def _module_count(argv: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
+    """How many modules a start imports (``-X importtime``; does not depend on load), and their names."""
+    out = B.run([argv[0], "-X", "importtime", *argv[1:]], env)
+    names = [
+        line.split("|")[2].strip()
+        for line in out.stderr.splitlines()
+        if line.startswith("import time:") and "self [us]" not in line
+    ]
+    return len(names), names
+
+
+def heal_vs_next(
+    label: str, shim: B.Venv, so: bytes, reps: int, results: dict[str, Any], *, heal_argv: Optional[list[str]] = None
+) -> list[str]:
+    """One new distribution with one extension named for the other libc: the
+    start that heals it against the next start, paired (each repetition
+    installs, times the healing start, then the next one) and repeated;
+    median of each, median of the paired differences (IQR).  ``heal_argv``:
+    what stands for the healing start (the host simulation), else
+    ``python -c pass``, whose hook heals on musl."""
+    foreign = B.libc_twin(_own_suffix(shim.python))
+    native = B.libc_twin(foreign)
+    env = B.clean_env()
+    shim.compile_all()
+    plain = [shim.python, "-c", "pass"]
+    first_argv = heal_argv or plain
+    if heal_argv is None:
+        ensure_stamp(shim, env)
+    for _ in range(5):
+        B.timed(plain, env)
+    first: list[int] = []
+    normal: list[int] = []
+    counts: dict[str, Any] = {}
+    for i in range(reps + 1):
+        info = B.write_dist(shim.site, "heal_next_bench", "1.0", {f"heal_next_bench/_speedups{foreign}": so})
+        os.sync()
+        if i == reps:  # a last round counts the modules instead
+            counts["first"] = _module_count(first_argv, env)
+        else:
+            first.append(B.timed(first_argv, env))
+        alias = shim.site / "heal_next_bench" / f"_speedups{native}"
+        if not alias.is_symlink() or (heal_argv is None and not shim.stamp_current()):
+            sys.exit(f"{shim.site}: the healing start made no alias (stamp {shim.stamp()!r})")
+        if i == reps:
+            counts["next"] = _module_count(plain, env)
+        else:
+            normal.append(B.timed(plain, env))
+        B.remove_dist(shim.site, info)
+        if heal_argv is None:
+            ensure_stamp(shim, env)
+    diffs = [f - n for f, n in zip(first, normal)]
+    c = B.compare(normal, first)
+    d = B.summary(diffs)
+    results[f"heal-vs-next/{label}"] = {
+        "ns_first": first,
+        "ns_next": normal,
+        "ns_diff": diffs,
+        "modules_first": counts["first"][1],
+        "modules_next": counts["next"][1],
+        **c,
+    }
+    extra = sorted(set(counts["first"][1]) - set(counts["next"][1]))
+    stdlib = [m for m in extra if not m.startswith("soabi_shim")]
+    print(f"  {label}: healing start +{B.ms(d['median'])} ms; modules beyond soabi_shim: {stdlib}", file=sys.stderr)
+    return [
+        label,
+        B.med_iqr(c["b"]),
+        B.med_iqr(c["a"]),
+        B.med_iqr(d),
+        "yes" if d["median"] <= 15e6 else "**no**",
+        f"{counts['first'][0]} / {counts['next'][0]}",
+        ", ".join(stdlib) or "-",
+    ]
+
+
+def heal_parts(
+    work: Path, shim_wheel: Path, deps: list[Path], musl: dict[str, Optional[Path]], reps: int, results: dict[str, Any]
+) -> list[list[str]]:
+    rows = []
+    so, _name = speedups_so(work)
+    for flavour, exe in musl.items():
+        if exe is None:
+            continue
+        shim = make_pair(str(exe), work, f"heal-{flavour}", deps, shim_wheel)[2]
+        rows.append(heal_vs_next(flavour, shim, so, reps, results))
+    # The host (glibc): its hook never heals at start, so the healing start is
+    # simulated with what the musl hook runs (heal_start on the site directory),
+    # with a glibc-linked extension named -musl; the next start is `-c pass`.
+    host = make_pair(sys.executable, work, "heal-host", deps, shim_wheel)[2]
+    suffix = _own_suffix(host.python)
+    built = B.compile_extension(work / "heal-host-ext", "_speedups", B.libc_twin(suffix))
+    argv = [host.python, "-c", f"from soabi_shim._startup import heal_start; heal_start({str(host.site)!r})"]
+    rows.append(heal_vs_next("glibc host (simulated)", host, built.read_bytes(), reps, results, heal_argv=argv))
+    return rows
+
+
 PTH_VARIANTS = {
     "no `.pth`": None,
     "an empty `.pth`": "",
@@ -226,7 +338,7 @@ def main() -> int:
     ap.add_argument("--json", metavar="FILE", help="write the raw numbers (ns) as JSON")
     ap.add_argument("--pairs", type=int, help="interleaved pairs per comparison (300; --quick 50)")
     ap.add_argument("--heal-reps", type=int, help="repetitions of each heal-at-start measurement (20; --quick 5)")
-    ap.add_argument("--parts", default="a,b,c,d", help="which parts to run: a, b, c, d (default all)")
+    ap.add_argument("--parts", default="a,b,c,d,heal", help="which parts to run: a, b, c, d, heal (default all)")
     ap.add_argument("--workdir", help="where to make the venvs (default: a new directory in $TMPDIR)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
@@ -281,6 +393,19 @@ def main() -> int:
             rows = heal_cost(gnu_shim, work, heal_reps, results)
             print(f"\n## gnu311: first start after installing N distributions that need an alias ({heal_reps} each)\n")
             headers = ["N", "first start (ms)", "next start (ms)", "difference (ms)", "per distribution (ms)", "ratio"]
+            print(B.table(headers, rows))
+        if "heal" in parts:
+            rows = heal_parts(work, shim, deps, musl, heal_reps * 3, results)
+            print(f"\n## (heal) A healing start vs the next start, one new distribution ({heal_reps * 3} pairs)\n")
+            headers = [
+                "interpreter",
+                "healing start (ms)",
+                "next start (ms)",
+                "paired difference (ms)",
+                "≤ 15 ms",
+                "modules imported (healing / next)",
+                "non-soabi-shim modules only the healing start imports",
+            ]
             print(B.table(headers, rows))
         if "d" in parts:
             rows, inner = pth_anatomy(work, shim, pairs, results)

@@ -5,7 +5,6 @@ Imported by soabi-shim for the running interpreter, and run as a script by
 so it must stay valid Python 3.9 with no third-party import.
 """
 
-import json
 import os
 import sys
 
@@ -16,8 +15,20 @@ PROBE_ID = "soabi-shim-probe-1"
 PTH_SEEN_MARK = "soabi_shim._pth_seen"
 
 
+def _extension_suffixes() -> "list[str]":
+    """``importlib.machinery.EXTENSION_SUFFIXES``, which is this list, read
+    without importing ``importlib.machinery`` (a healing start)."""
+    try:
+        import _imp
+
+        return list(_imp.extension_suffixes())
+    except (ImportError, AttributeError):  # pragma: no cover - not CPython-like
+        import importlib.machinery
+
+        return list(importlib.machinery.EXTENSION_SUFFIXES)
+
+
 def collect() -> "dict[str, object]":
-    import importlib.machinery
     import site
     import sysconfig
 
@@ -41,7 +52,7 @@ def collect() -> "dict[str, object]":
         "soabi": sysconfig.get_config_var("SOABI"),
         "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"),
         "multiarch": getattr(sys.implementation, "_multiarch", None),
-        "extension_suffixes": list(importlib.machinery.EXTENSION_SUFFIXES),
+        "extension_suffixes": _extension_suffixes(),
         "platform": sys.platform,
         "libc_confstr": libc_confstr,
         "purelib": paths.get("purelib"),
@@ -59,4 +70,6 @@ def collect() -> "dict[str, object]":
 
 
 if __name__ == "__main__":
+    import json
+
     sys.stdout.write(json.dumps(collect()))

@@ -20,23 +20,32 @@ problem, never an exception.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Optional
 
 from .errors import RecordError, SiteError
-from .plan import WRITES, Decision, Plan
+from .plan import WRITES
 from .record import append_rows_at, remove_rows_at
-from .report import Alias, AliasAction
-from .scan import SiteScan, link_kind
+from .report import Alias
+from .scan import link_kind
 from .sitefs import describe
+
+# No typing or dataclasses at run time (a healing start).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
+    from .plan import Decision, Plan
+    from .report import AliasAction
+    from .scan import SiteScan
 
 __all__ = ["apply_plan"]
 
 
-@dataclass
 class _Outcome:
-    aliases: list[Alias] = field(default_factory=list)
-    problems: list[tuple[str, str]] = field(default_factory=list)
+    __slots__ = ("aliases", "problems")
+
+    def __init__(self) -> None:
+        self.aliases: list[Alias] = []
+        self.problems: list[tuple[str, str]] = []
 
     def alias(self, d: Decision, action: AliasAction) -> None:
         c = d.candidate

@@ -10,26 +10,39 @@ the candidate and facts are duck-typed (``path``, ``site``; ``elf``, ``libc``).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Optional
 
 from .elf import read_elf, refusal
 from .errors import ElfError
-from .hookspecs import Verdict, hookimpl
-from .suffixes import ExtSuffix, twin_suffixes
+from .hookspecs import Verdict
+from .suffixes import twin_suffixes
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Optional
+
     from .facts import InterpreterFacts
     from .scan import Candidate
+    from .suffixes import ExtSuffix
 
 
-@hookimpl
+# The two hook implementations carry no pluggy marker here (pluggy is not
+# imported unless a plugin is installed): PluginHost calls them directly, or
+# marks them (:data:`IMPL_OPTS`) when it builds a pluggy manager.
+
+
 def soabi_shim_twin_suffixes(accepted: ExtSuffix, facts: InterpreterFacts) -> list[str]:
     return [str(t) for t in twin_suffixes(accepted)]
 
 
-@hookimpl(tryfirst=True)
 def soabi_shim_check_candidate(candidate: Candidate, facts: InterpreterFacts) -> Optional[Verdict]:
     return check_location(candidate) or check_elf(candidate.path, facts)
+
+
+#: The hook implementations above, each with pluggy's ``tryfirst``.
+IMPL_OPTS: dict[str, bool] = {
+    "soabi_shim_twin_suffixes": False,
+    "soabi_shim_check_candidate": True,
+}
 
 
 def resolves_inside(path: str, site: str) -> bool:

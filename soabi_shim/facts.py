@@ -8,29 +8,51 @@ for CPython <= 3.10 and for cross-built 3.11/3.12.
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import subprocess
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Optional
 
 from . import _probe
 from ._names import DISABLE_ENV, FALLBACK_ONLY_ENV
-from .elf import ElfInfo, libc_of, read_elf
+from ._plain import Frozen
+from .elf import libc_of, read_elf
 from .errors import ElfError, InterpreterError, SuffixError, UsageError
-from .suffixes import ExtSuffix, parse_suffix
+from .suffixes import parse_suffix
+
+# No typing, subprocess, json or re at run time: a healing start gathers the
+# running interpreter's facts; only asking another interpreter runs a probe.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
+
+    from .elf import ElfInfo
+    from .suffixes import ExtSuffix
 
 __all__ = ["InterpreterFacts", "gather_facts"]
 
 PTH_NAME = "soabi_shim-startup.pth"
 
 
-@dataclass(frozen=True)
-class InterpreterFacts:
+class InterpreterFacts(Frozen):
     """Everything the pipeline needs to know about one interpreter."""
 
+    _fields = (
+        "implementation",
+        "version",
+        "executable",
+        "soabi",
+        "ext_suffix",
+        "extension_suffixes",
+        "platform",
+        "libc",
+        "libc_evidence",
+        "libc_version",
+        "elf",
+        "site_dirs",
+        "user_site",
+        "startup_hook",
+        "root",
+    )
+    __slots__ = _fields
     implementation: str
     version: tuple[int, int, int]
     executable: str
@@ -44,10 +66,54 @@ class InterpreterFacts:
     elf: Optional[ElfInfo]
     site_dirs: tuple[str, ...]
     user_site: Optional[str]
-    startup_hook: dict[str, Any] = field(default_factory=dict)
+    startup_hook: dict[str, Any]
     #: The target root file system (``--root``) the facts were read from, as
     #: data; None for an interpreter that was asked (this one or ``--python``).
-    root: Optional[str] = None
+    root: Optional[str]
+
+    def __init__(
+        self,
+        implementation: str,
+        version: tuple[int, int, int],
+        executable: str,
+        soabi: Optional[str],
+        ext_suffix: Optional[str],
+        extension_suffixes: tuple[str, ...],
+        platform: str,
+        libc: Optional[str],
+        libc_evidence: str,
+        libc_version: Optional[str],
+        elf: Optional[ElfInfo],
+        site_dirs: tuple[str, ...],
+        user_site: Optional[str],
+        startup_hook: Optional[dict[str, Any]] = None,
+        root: Optional[str] = None,
+    ) -> None:
+        put = object.__setattr__
+        put(self, "implementation", implementation)
+        put(self, "version", version)
+        put(self, "executable", executable)
+        put(self, "soabi", soabi)
+        put(self, "ext_suffix", ext_suffix)
+        put(self, "extension_suffixes", extension_suffixes)
+        put(self, "platform", platform)
+        put(self, "libc", libc)
+        put(self, "libc_evidence", libc_evidence)
+        put(self, "libc_version", libc_version)
+        put(self, "elf", elf)
+        put(self, "site_dirs", site_dirs)
+        put(self, "user_site", user_site)
+        put(self, "startup_hook", {} if startup_hook is None else startup_hook)
+        put(self, "root", root)
+
+    def replace(self, **changes: Any) -> InterpreterFacts:
+        """A copy with some fields changed (what ``dataclasses.replace`` did)."""
+        values = {name: getattr(self, name) for name in self._fields}
+        unknown = set(changes) - set(values)
+        if unknown:
+            raise TypeError(f"InterpreterFacts has no field {sorted(unknown)[0]!r}")
+        values.update(changes)
+        return InterpreterFacts(**values)
 
     @property
     def accepted(self) -> tuple[ExtSuffix, ...]:
@@ -97,6 +163,9 @@ def _run_probe(executable: str) -> dict[str, Any]:
         raise UsageError(f"{executable}: no such file (--python names an interpreter)")
     if os.path.isdir(executable):
         raise _not_python(executable, "a directory")
+    import json
+    import subprocess
+
     try:
         proc = subprocess.run(
             [executable, "-E", _probe.__file__],
@@ -123,6 +192,9 @@ def _run_probe(executable: str) -> dict[str, Any]:
 
 def _musl_version(loader: str) -> Optional[str]:
     """musl's loader prints ``Version 1.2.5`` on stderr when run bare."""
+    import re
+    import subprocess
+
     try:
         proc = subprocess.run([loader], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):

@@ -17,25 +17,35 @@ interpreter's start-up.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from ._plain import Frozen
 
-import pluggy
-
+# pluggy is imported only when a plugin is actually there (see
+# :class:`soabi_shim.plugins.PluginHost`): the markers below are made on
+# first use, and the hook specifications are marked then.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Optional
+
+    import pluggy
+
     from .facts import InterpreterFacts
     from .report import Report
     from .scan import Candidate
     from .suffixes import ExtSuffix
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(Frozen):
     """A plugin's opinion on one candidate."""
 
+    _fields = ("ok", "reason")
+    __slots__ = _fields
     ok: bool
     reason: str
+
+    def __init__(self, ok: bool, reason: str) -> None:
+        object.__setattr__(self, "ok", ok)
+        object.__setattr__(self, "reason", reason)
 
     @classmethod
     def refuse(cls, reason: str) -> Verdict:
@@ -46,11 +56,27 @@ class Verdict:
         return cls(True, reason)
 
 
-hookspec = pluggy.HookspecMarker("soabi_shim")
-hookimpl = pluggy.HookimplMarker("soabi_shim")
+if TYPE_CHECKING:
+    hookspec: pluggy.HookspecMarker
+    hookimpl: pluggy.HookimplMarker
 
 
-@hookspec
+def __getattr__(name: str) -> object:
+    # ``hookimpl`` and ``hookspec``, made (with pluggy imported) on first use.
+    if name not in ("hookimpl", "hookspec"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import pluggy
+
+    g = globals()
+    if "hookspec" not in g:
+        spec = pluggy.HookspecMarker("soabi_shim")
+        for fn in SPECS:
+            spec(fn)
+        g["hookspec"] = spec
+        g["hookimpl"] = pluggy.HookimplMarker("soabi_shim")
+    return g[name]
+
+
 def soabi_shim_twin_suffixes(accepted: ExtSuffix, facts: InterpreterFacts) -> Iterable[str]:
     """Foreign suffixes that may be aliased to the accepted suffix ``accepted``.
 
@@ -61,7 +87,6 @@ def soabi_shim_twin_suffixes(accepted: ExtSuffix, facts: InterpreterFacts) -> It
     raise NotImplementedError
 
 
-@hookspec
 def soabi_shim_check_candidate(candidate: Candidate, facts: InterpreterFacts) -> Optional[Verdict]:
     """Approve or veto one alias before it is made.
 
@@ -72,6 +97,10 @@ def soabi_shim_check_candidate(candidate: Candidate, facts: InterpreterFacts) ->
     raise NotImplementedError
 
 
-@hookspec
 def soabi_shim_report(report: Report) -> None:
     """Called after each heal, check, undo, doctor or install with its report."""
+
+
+#: The hook specifications, marked by :func:`__getattr__` (pluggy's
+#: ``add_hookspecs(hookspecs)`` then finds them).
+SPECS = (soabi_shim_twin_suffixes, soabi_shim_check_candidate, soabi_shim_report)

@@ -9,16 +9,23 @@ installer front-end alike.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from typing import Optional
 
 from .apply import apply_plan
 from .errors import UsageError
-from .facts import InterpreterFacts, gather_facts
+from .facts import gather_facts
 from .plan import build_twin_map, make_plan, make_undo_plan
-from .plugins import PluginHost, get_plugin_host
+from .plugins import get_plugin_host
 from .report import Problem, Report
 from .scan import scan_site
+
+# No typing or collections at run time (a healing start).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Optional
+
+    from .facts import InterpreterFacts
+    from .plugins import PluginHost
 
 __all__ = ["COMMANDS", "resolve_sites", "run"]
 

@@ -14,18 +14,27 @@ exception.
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
-from dataclasses import dataclass, field
-from typing import Literal, Optional
 
+from ._plain import Frozen, Plain
 from .errors import OutsideError, SiteError
-from .facts import InterpreterFacts
 from .hookspecs import Verdict
-from .plugins import PluginHost
-from .scan import LINK_PREFIX, Candidate, Distribution, SiteScan, escapes, link_kind
+from .scan import LINK_PREFIX, Candidate, escapes, link_kind
 from .sitefs import SiteDir, describe, file_kind, split
+
+# No typing, dataclasses or functools at run time (a healing start).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal, Optional
+
+    from .facts import InterpreterFacts
+    from .plugins import PluginHost
+    from .scan import Distribution, SiteScan
+
+    Action = Literal["create", "record", "present", "occupied", "refuse", "remove", "unrecord"]
+else:
+    Action = str
 
 __all__ = [
     "Action",
@@ -49,26 +58,51 @@ __all__ = [
 #: undo: ``remove`` (unlink our alias, then drop its row if ``recorded``),
 #: ``unrecord`` (drop the row of an alias that is not on disk: a heal was
 #: killed between the row and the link).
-Action = Literal["create", "record", "present", "occupied", "refuse", "remove", "unrecord"]
+#: (:data:`Action` is that ``Literal`` for the type checker, ``str`` at run time.)
 WRITES: frozenset[Action] = frozenset({"create", "record", "remove", "unrecord"})
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(Frozen):
+    _fields = ("candidate", "action", "reason", "recorded")
+    __slots__ = _fields
     candidate: Candidate
     action: Action
-    reason: str = ""
-    recorded: bool = False  # the alias's RECORD row exists
+    reason: str
+    recorded: bool  # the alias's RECORD row exists
+
+    def __init__(self, candidate: Candidate, action: Action, reason: str = "", recorded: bool = False) -> None:
+        put = object.__setattr__
+        put(self, "candidate", candidate)
+        put(self, "action", action)
+        put(self, "reason", reason)
+        put(self, "recorded", recorded)
 
 
-@dataclass
-class Plan:
+class Plan(Plain):
+    _fields = ("facts", "decisions", "problems", "distributions", "sites", "scans")
+    __slots__ = _fields
     facts: Optional[InterpreterFacts]
-    decisions: list[Decision] = field(default_factory=list)
-    problems: list[tuple[str, str]] = field(default_factory=list)
-    distributions: int = 0
-    sites: list[str] = field(default_factory=list)
-    scans: list[SiteScan] = field(default_factory=list)
+    decisions: list[Decision]
+    problems: list[tuple[str, str]]
+    distributions: int
+    sites: list[str]
+    scans: list[SiteScan]
+
+    def __init__(
+        self,
+        facts: Optional[InterpreterFacts],
+        decisions: Optional[list[Decision]] = None,
+        problems: Optional[list[tuple[str, str]]] = None,
+        distributions: int = 0,
+        sites: Optional[list[str]] = None,
+        scans: Optional[list[SiteScan]] = None,
+    ) -> None:
+        self.facts = facts
+        self.decisions = [] if decisions is None else decisions
+        self.problems = [] if problems is None else problems
+        self.distributions = distributions
+        self.sites = [] if sites is None else sites
+        self.scans = [] if scans is None else scans
 
 
 def inside(path: str, site: str) -> bool:
@@ -82,9 +116,26 @@ def inside(path: str, site: str) -> bool:
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
-@functools.lru_cache(maxsize=256)
-def _real(path: str) -> str:
-    return os.path.realpath(path)
+class _RealCache:
+    """``os.path.realpath`` remembered for up to 256 paths (what
+    ``functools.lru_cache(maxsize=256)`` gave, without functools)."""
+
+    def __init__(self) -> None:
+        self.cache: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        real = self.cache.get(path)
+        if real is None:
+            if len(self.cache) >= 256:
+                del self.cache[next(iter(self.cache))]
+            real = self.cache[path] = os.path.realpath(path)
+        return real
+
+    def cache_clear(self) -> None:
+        self.cache.clear()
+
+
+_real = _RealCache()
 
 
 def build_twin_map(facts: InterpreterFacts, host: PluginHost) -> dict[str, str]:

@@ -21,13 +21,17 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Iterable, Iterator
-from typing import Any, Optional
 
-import pluggy
-
-from . import hookspecs
 from ._names import ENTRY_POINT_GROUP
+
+# Neither pluggy nor typing at run time: a healing start with no plugin
+# installed runs the built-in rules directly (see :class:`PluginHost`).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from typing import Any, Optional
+
+    import pluggy
 
 __all__ = ["PluginHost", "get_plugin_host", "read_entry_points"]
 
@@ -41,14 +45,41 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class PluginHost:
-    """A pluggy manager plus the failures of the plugins it ran."""
+def _new_manager() -> pluggy.PluginManager:
+    """A pluggy manager with the hook specifications and the built-in plugin."""
+    import pluggy
 
-    def __init__(self, manager: pluggy.PluginManager) -> None:
-        self.manager = manager
+    from . import builtin, hookspecs
+
+    hookimpl = hookspecs.hookimpl  # marks the specifications too
+    for hook, tryfirst in builtin.IMPL_OPTS.items():
+        hookimpl(tryfirst=tryfirst)(getattr(builtin, hook))
+    manager = pluggy.PluginManager("soabi_shim")
+    manager.add_hookspecs(hookspecs)
+    manager.register(builtin, name="builtin")
+    return manager
+
+
+class PluginHost:
+    """A pluggy manager plus the failures of the plugins it ran.
+
+    The manager (and pluggy) is made on first use of :attr:`manager`: while
+    no plugin but the built-in one was registered, :meth:`call` and
+    :meth:`check` run the built-in rules directly, with the same isolation
+    and results.
+    """
+
+    def __init__(self, manager: Optional[pluggy.PluginManager] = None) -> None:
+        self._manager = manager
         self.failures: list[tuple[str, str]] = []  # (plugin name, message)
         #: Plugins that could not be loaded or validated: every check refuses.
         self.broken: list[str] = []
+
+    @property
+    def manager(self) -> pluggy.PluginManager:
+        if self._manager is None:
+            self._manager = _new_manager()
+        return self._manager
 
     def call(self, hook: str, **kwargs: Any) -> list[Any]:
         """Call each implementation of ``hook`` on its own.
@@ -57,6 +88,8 @@ class PluginHost:
         ``SystemExit`` too) is recorded in :attr:`failures` and skipped; the
         others still run.  ``None`` results are dropped.
         """
+        if self._manager is None:
+            return self._call_builtin(hook, kwargs)
         results = []
         caller = getattr(self.manager.hook, hook)
         for impl in reversed(caller.get_hookimpls()):  # pluggy calls LIFO, tryfirst first
@@ -70,6 +103,25 @@ class PluginHost:
             if result is not None:
                 results.append(result)
         return results
+
+    def _call_builtin(self, hook: str, kwargs: dict[str, Any]) -> list[Any]:
+        """:meth:`call` with only the built-in plugin (no pluggy manager)."""
+        from . import builtin, hookspecs
+
+        if not hook.startswith("soabi_shim_") or not hasattr(hookspecs, hook):
+            raise AttributeError(f"no hook named {hook!r}")  # what pluggy's manager.hook says
+        if hook not in builtin.IMPL_OPTS:
+            return []
+        function = getattr(builtin, hook)
+        code = function.__code__
+        try:
+            result = function(*[kwargs[name] for name in code.co_varnames[: code.co_argcount]])
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            self.failures.append(("builtin", f"plugin 'builtin' raised {_describe(exc)}"))
+            return []
+        return [] if result is None else [result]
 
     def check(self, candidate: Any, facts: Any) -> Optional[str]:
         """Fail closed: None if every check passed, else the refusal reason.
@@ -93,6 +145,8 @@ class PluginHost:
         if verdict is not None and not verdict.ok:
             return verdict.reason
         reasons: list[str] = []
+        if self._manager is None and not self.broken:
+            return None  # the built-in plugin only
         if self.broken:
             reasons.append(
                 "plugin " + ", ".join(repr(n) for n in self.broken) + " is broken; nothing is aliased until it is fixed"
@@ -133,6 +187,8 @@ class PluginHost:
 
     def _check_pending(self) -> None:
         """pluggy's ``check_pending``; an unknown (misspelt) hook is a problem."""
+        if self._manager is None:
+            return  # the built-in plugin only: nothing pending
         try:
             self.manager.check_pending()
         except KeyboardInterrupt:
@@ -293,12 +349,12 @@ def _resolve(value: str, site: Optional[str]) -> object:
 
 
 def _load_entry_points(host: PluginHost, sites: Optional[list[str]]) -> None:
-    manager = host.manager
     if sites is None:
         found: list[tuple[Optional[str], str, str]] = [(None, n, v) for n, v in _metadata_entry_points()]
     else:
         found = list(read_entry_points(sites))
     for site, name, value in found:
+        manager = host.manager
         if manager.get_plugin(name) is not None or manager.is_blocked(name):
             continue
         try:
@@ -320,15 +376,16 @@ def get_plugin_host(
     """A host with the built-in plugin, ``plugins`` and installed plugins.
 
     ``sites=[dir, ...]``: installed plugins come only from the distributions
-    in those site directories (see :func:`read_entry_points`); otherwise
+    in those site directories (see :func:`read_entry_points`), and pluggy is
+    imported only if one is there (or ``plugins`` are given); otherwise
     from ``importlib.metadata``.  ``entry_points=False``: none at all.
     """
-    from . import builtin
-
-    manager = pluggy.PluginManager("soabi_shim")
-    manager.add_hookspecs(hookspecs)
-    manager.register(builtin, name="builtin")
-    host = PluginHost(manager)
+    host = PluginHost()
+    if sites is None:
+        # The CLI and the API: pluggy as ever (a missing pluggy is named).
+        # With ``sites`` (the start-up heal) it is imported only once a
+        # plugin comes: a heal with none runs the built-in rules directly.
+        host.manager  # noqa: B018
     for plugin in plugins or ():
         host._register(plugin, None)
     if entry_points:

@@ -20,18 +20,30 @@ Rules:
 
 from __future__ import annotations
 
-import csv
 import errno
 import fcntl
 import io
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Callable, Optional, overload
 
+from ._plain import Frozen
 from .errors import OutsideError, RecordError, SiteError
 from .sitefs import SiteDir, describe, open_regular_at
+
+# No typing, contextlib or dataclasses at run time (a healing start); the
+# csv reader and writer from ``_csv``, the C module ``csv`` re-exports
+# (``csv`` itself imports ``re`` for its Sniffer).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import csv
+    from collections.abc import Iterable
+    from typing import Any, Callable, Optional, overload
+
+    _Change = Callable[[bytes, list[tuple[str, str, str]]], Optional[bytes]]
+else:
+    try:
+        import _csv as csv
+    except ImportError:  # pragma: no cover - an implementation without _csv
+        import csv
 
 __all__ = [
     "TMP_PREFIX",
@@ -73,8 +85,7 @@ def parse_record(data: bytes) -> list[tuple[str, str, str]]:
     return rows
 
 
-@dataclass(frozen=True)
-class RecordFile:
+class RecordFile(Frozen):
     """One RECORD as read once by the scan: its bytes, rows and identity.
 
     :func:`append_rows_at` and :func:`remove_rows_at` reuse it instead of
@@ -82,20 +93,31 @@ class RecordFile:
     (inode, size, mtime and ctime).
     """
 
+    _fields = ("rel", "data", "rows", "identity")
+    __slots__ = _fields
     rel: str  # relative to the site directory, e.g. ``pkg-1.0.dist-info/RECORD``
     data: bytes
     rows: list[tuple[str, str, str]]
     identity: tuple[int, ...]
+
+    def __init__(self, rel: str, data: bytes, rows: list[tuple[str, str, str]], identity: tuple[int, ...]) -> None:
+        put = object.__setattr__
+        put(self, "rel", rel)
+        put(self, "data", data)
+        put(self, "rows", rows)
+        put(self, "identity", identity)
 
 
 def _identity(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-@overload
-def load_record(site: SiteDir, rel: str) -> RecordFile: ...
-@overload
-def load_record(site: SiteDir, rel: str, *, missing_ok: bool) -> Optional[RecordFile]: ...
+if TYPE_CHECKING:
+
+    @overload
+    def load_record(site: SiteDir, rel: str) -> RecordFile: ...
+    @overload
+    def load_record(site: SiteDir, rel: str, *, missing_ok: bool) -> Optional[RecordFile]: ...
 
 
 def load_record(site: SiteDir, rel: str, *, missing_ok: bool = False) -> Optional[RecordFile]:
@@ -140,31 +162,45 @@ def read_record(path: str) -> list[tuple[str, str, str]]:
             raise RecordError(f"cannot read RECORD: {exc}") from None
 
 
-@contextmanager
-def _locked(dir_fd: int, name: str) -> Iterator[tuple[int, os.stat_result]]:
-    """Hold ``flock`` on the RECORD currently named ``name`` in ``dir_fd``.
+class _locked:
+    """``with _locked(dir_fd, name) as (fd, st)``: hold ``flock`` on the
+    RECORD currently named ``name`` in ``dir_fd``.
 
     An installer's ``os.replace`` swaps the inode, so after taking the lock
     we check that the name still names the locked inode, and retry if not.
     """
-    for _ in range(1000):
-        try:
-            fd, st = open_regular_at(dir_fd, name)
-        except (OSError, SiteError) as exc:
-            raise RecordError(f"cannot open RECORD: {describe(exc)}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            st = os.fstat(fd)
+
+    def __init__(self, dir_fd: int, name: str) -> None:
+        self.dir_fd = dir_fd
+        self.name = name
+        self.fd = -1
+
+    def __enter__(self) -> tuple[int, os.stat_result]:
+        dir_fd, name = self.dir_fd, self.name
+        for _ in range(1000):
             try:
-                cur = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            except OSError:
-                cur = None
-            if cur is not None and (cur.st_ino, cur.st_dev) == (st.st_ino, st.st_dev):
-                yield fd, st
-                return
-        finally:
-            os.close(fd)  # closing releases the lock
-    raise RecordError("RECORD keeps being replaced by another process")
+                fd, st = open_regular_at(dir_fd, name)
+            except (OSError, SiteError) as exc:
+                raise RecordError(f"cannot open RECORD: {describe(exc)}") from None
+            held = False
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                st = os.fstat(fd)
+                try:
+                    cur = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                except OSError:
+                    cur = None
+                if cur is not None and (cur.st_ino, cur.st_dev) == (st.st_ino, st.st_dev):
+                    held = True
+                    self.fd = fd
+                    return fd, st
+            finally:
+                if not held:
+                    os.close(fd)  # closing releases the lock
+        raise RecordError("RECORD keeps being replaced by another process")
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # releases the lock
 
 
 def _read_fd(fd: int) -> bytes:
@@ -239,6 +275,60 @@ _RENAMEAT2: Optional[Callable[..., int]] = None
 _NO_RENAMEAT2 = False
 
 
+def _no_errno() -> int:
+    return 0
+
+
+#: ``get_errno`` of the ctypes that loaded :data:`_RENAMEAT2`.
+_GET_ERRNO: Callable[[], int] = _no_errno
+
+
+def _load_renameat2() -> Optional[Callable[..., int]]:
+    """libc's ``renameat2`` (errno kept), or None where there is none.
+
+    Straight from ``_ctypes``, the C module under :mod:`ctypes`: importing
+    ``ctypes`` itself costs several milliseconds (it makes a libffi
+    closure at import), most of a healing start's extra time.  Where
+    ``_ctypes`` lacks what this needs (another implementation), ``ctypes``.
+    """
+    global _GET_ERRNO
+    try:
+        import _ctypes
+
+        ct: Any = _ctypes  # private API, the same since Python 2.6: untyped here
+
+        def simple(name: str, code: str) -> Any:
+            return type(ct._SimpleCData)(name, (ct._SimpleCData,), {"_type_": code})
+
+        c_int = simple("c_int", "i")
+        function = type(ct.CFuncPtr)(
+            "renameat2",
+            (ct.CFuncPtr,),
+            {"_flags_": ct.FUNCFLAG_CDECL | ct.FUNCFLAG_USE_ERRNO, "_restype_": c_int},
+        )
+        # What ctypes.CDLL(None) hands over: the handle of the program itself.
+        process = type("process", (), {"_handle": ct.dlopen(None, 0)})
+        fn = function(("renameat2", process))
+        fn.argtypes = (c_int, simple("c_char_p", "z"), c_int, simple("c_char_p", "z"), simple("c_uint", "I"))
+        _GET_ERRNO = ct.get_errno
+        return fn  # type: ignore[no-any-return]
+    except AttributeError as exc:
+        if "renameat2" in str(exc):  # the libc has none
+            return None
+    except (ImportError, OSError, TypeError, ValueError):
+        pass
+    try:
+        import ctypes
+
+        full = ctypes.CDLL(None, use_errno=True).renameat2
+    except (ImportError, OSError, AttributeError):
+        return None
+    full.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    full.restype = ctypes.c_int
+    _GET_ERRNO = ctypes.get_errno
+    return full
+
+
 def _exchange(src_fd: int, src: str, dst_fd: int, dst: str) -> bool:
     """``renameat2(src_fd, src, dst_fd, dst, RENAME_EXCHANGE)``; False where
     the libc, kernel or file system cannot do it (the caller falls back to
@@ -247,21 +337,14 @@ def _exchange(src_fd: int, src: str, dst_fd: int, dst: str) -> bool:
     if _NO_RENAMEAT2:
         return False
     if _RENAMEAT2 is None:
-        try:
-            import ctypes
-
-            fn = ctypes.CDLL(None, use_errno=True).renameat2
-        except (ImportError, OSError, AttributeError):
+        fn = _load_renameat2()
+        if fn is None:
             _NO_RENAMEAT2 = True
             return False
-        fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-        fn.restype = ctypes.c_int
         _RENAMEAT2 = fn
     if _RENAMEAT2(src_fd, os.fsencode(src), dst_fd, os.fsencode(dst), _RENAME_EXCHANGE) == 0:
         return True
-    import ctypes
-
-    err = ctypes.get_errno()
+    err = _GET_ERRNO()
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
         _NO_RENAMEAT2 = True
         return False
@@ -327,9 +410,6 @@ def _replace(site_fd: int, dir_fd: int, name: str, st: os.stat_result, data: byt
 
 class _Changed(Exception):
     """RECORD was replaced or rewritten by someone who does not lock."""
-
-
-_Change = Callable[[bytes, list[tuple[str, str, str]]], Optional[bytes]]
 
 
 def _update(site: SiteDir, rel: str, change: _Change, known: Optional[RecordFile]) -> None:

@@ -8,28 +8,45 @@ is ``created``, ``present``, ``would-create``, ``removed`` or
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from ._plain import Frozen, Plain
 
-from .facts import InterpreterFacts
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Literal, Optional
+
+    from .facts import InterpreterFacts
+
+    #: What happened to an alias (the ``action`` of the JSON schema).
+    AliasAction = Literal["created", "present", "would-create", "removed", "would-remove"]
+else:
+    AliasAction = str  # no typing import at run time (start-up)
 
 __all__ = ["ACTIONS", "Alias", "AliasAction", "Problem", "Report", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
-#: What happened to an alias (the ``action`` of the JSON schema).
-AliasAction = Literal["created", "present", "would-create", "removed", "would-remove"]
 ACTIONS: tuple[AliasAction, ...] = ("created", "present", "would-create", "removed", "would-remove")
 
 
-@dataclass(frozen=True)
-class Alias:
+class Alias(Frozen):
     """One alias: ``alias`` is a symlink (to be) pointing at ``target``."""
 
+    _fields = ("distribution", "version", "alias", "target", "action")
+    __slots__ = _fields
     distribution: Optional[str]  # None for files no RECORD lists
     version: Optional[str]
     alias: str
     target: str
     action: AliasAction
+
+    def __init__(
+        self, distribution: Optional[str], version: Optional[str], alias: str, target: str, action: AliasAction
+    ) -> None:
+        put = object.__setattr__
+        put(self, "distribution", distribution)
+        put(self, "version", version)
+        put(self, "alias", alias)
+        put(self, "target", target)
+        put(self, "action", action)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -41,27 +58,49 @@ class Alias:
         }
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(Frozen):
     """Something that could not be done, with the reason."""
 
+    _fields = ("path", "reason")
+    __slots__ = _fields
     path: str
     reason: str
+
+    def __init__(self, path: str, reason: str) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "reason", reason)
 
     def to_json(self) -> dict[str, str]:
         return {"path": self.path, "reason": self.reason}
 
 
-@dataclass
-class Report:
+class Report(Plain):
     """The outcome of one run of the pipeline."""
 
+    _fields = ("command", "interpreter", "sites", "aliases", "problems", "distributions")
+    __slots__ = _fields
     command: str
     interpreter: InterpreterFacts
-    sites: list[str] = field(default_factory=list)
-    aliases: list[Alias] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    distributions: int = 0
+    sites: list[str]
+    aliases: list[Alias]
+    problems: list[Problem]
+    distributions: int
+
+    def __init__(
+        self,
+        command: str,
+        interpreter: InterpreterFacts,
+        sites: Optional[list[str]] = None,
+        aliases: Optional[list[Alias]] = None,
+        problems: Optional[list[Problem]] = None,
+        distributions: int = 0,
+    ) -> None:
+        self.command = command
+        self.interpreter = interpreter
+        self.sites = [] if sites is None else sites
+        self.aliases = [] if aliases is None else aliases
+        self.problems = [] if problems is None else problems
+        self.distributions = distributions
 
     @property
     def pending(self) -> list[Alias]:

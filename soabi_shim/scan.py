@@ -9,12 +9,18 @@ plan's job.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Optional
 
+from ._plain import Frozen, Plain
 from .errors import OutsideError, RecordError
-from .record import TMP_PREFIX, RecordFile, clean_stale_temps_at, load_record
+from .record import TMP_PREFIX, clean_stale_temps_at, load_record
 from .sitefs import SiteDir, describe
+
+# No typing or dataclasses at run time (a healing start).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
+    from .record import RecordFile
 
 __all__ = [
     "LINK_PREFIX",
@@ -28,10 +34,12 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(Frozen):
     """A file named for the other libc, and the alias it needs."""
 
+    _fields = ("site", "rel", "distribution", "version", "record", "alias_suffix", "foreign_suffix")
+    # The derived names are neither compared nor shown.
+    __slots__ = (*_fields, "path", "name", "alias_name", "alias_rel", "alias_path")
     site: str  # the site directory being healed
     rel: str  # path relative to ``site``, "/"-separated (as in RECORD)
     distribution: Optional[str]
@@ -41,22 +49,38 @@ class Candidate:
     foreign_suffix: str
 
     # Derived names, computed once (a heal asks for each several times).
-    path: str = field(init=False, repr=False, compare=False)  # absolute
-    name: str = field(init=False, repr=False, compare=False)  # its file name
-    alias_name: str = field(init=False, repr=False, compare=False)
-    alias_rel: str = field(init=False, repr=False, compare=False)
-    alias_path: str = field(init=False, repr=False, compare=False)
+    path: str  # absolute
+    name: str  # its file name
+    alias_name: str
+    alias_rel: str
+    alias_path: str
 
-    def __post_init__(self) -> None:
-        name = self.rel.rpartition("/")[2]
-        alias_name = name[: len(name) - len(self.foreign_suffix)] + self.alias_suffix
-        alias_rel = self.rel[: len(self.rel) - len(name)] + alias_name
+    def __init__(
+        self,
+        site: str,
+        rel: str,
+        distribution: Optional[str],
+        version: Optional[str],
+        record: Optional[str],
+        alias_suffix: str,
+        foreign_suffix: str,
+    ) -> None:
         put = object.__setattr__  # frozen
-        put(self, "path", os.path.join(self.site, self.rel))  # rel never escapes (see escapes())
+        put(self, "site", site)
+        put(self, "rel", rel)
+        put(self, "distribution", distribution)
+        put(self, "version", version)
+        put(self, "record", record)
+        put(self, "alias_suffix", alias_suffix)
+        put(self, "foreign_suffix", foreign_suffix)
+        name = rel.rpartition("/")[2]
+        alias_name = name[: len(name) - len(foreign_suffix)] + alias_suffix
+        alias_rel = rel[: len(rel) - len(name)] + alias_name
+        put(self, "path", os.path.join(site, rel))  # rel never escapes (see escapes())
         put(self, "name", name)
         put(self, "alias_name", alias_name)
         put(self, "alias_rel", alias_rel)
-        put(self, "alias_path", os.path.join(self.site, alias_rel))
+        put(self, "alias_path", os.path.join(site, alias_rel))
 
     @property
     def link_target(self) -> str:
@@ -82,24 +106,60 @@ def link_kind(target: str, name: str) -> Optional[str]:
     return None
 
 
-@dataclass
-class Distribution:
+class Distribution(Plain):
+    _fields = ("name", "version", "dist_info", "record", "rows", "record_file")
+    __slots__ = _fields
     name: str
     version: str
     dist_info: str
     record: str  # absolute path of its RECORD (for messages and Candidate.record)
     rows: list[tuple[str, str, str]]
-    record_file: Optional[RecordFile] = None  # the RECORD as read, reused by apply
+    record_file: Optional[RecordFile]  # the RECORD as read, reused by apply
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        dist_info: str,
+        record: str,
+        rows: list[tuple[str, str, str]],
+        record_file: Optional[RecordFile] = None,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.dist_info = dist_info
+        self.record = record
+        self.rows = rows
+        self.record_file = record_file
 
 
-@dataclass
-class SiteScan:
+class SiteScan(Plain):
+    _fields = ("site", "distributions", "candidates", "problems", "unowned", "fs")
+    __slots__ = (*_fields, "_by_record")
     site: str
-    distributions: list[Distribution] = field(default_factory=list)
-    candidates: list[Candidate] = field(default_factory=list)
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    unowned: list[str] = field(default_factory=list)  # *.so no RECORD lists (include_unowned)
-    fs: Optional[SiteDir] = None  # the open site directory; None if it could not be opened
+    distributions: list[Distribution]
+    candidates: list[Candidate]
+    problems: list[tuple[str, str]]  # (path, reason)
+    unowned: list[str]  # *.so no RECORD lists (include_unowned)
+    fs: Optional[SiteDir]  # the open site directory; None if it could not be opened
+    _by_record: Optional[dict[str, Distribution]]
+
+    def __init__(
+        self,
+        site: str,
+        distributions: Optional[list[Distribution]] = None,
+        candidates: Optional[list[Candidate]] = None,
+        problems: Optional[list[tuple[str, str]]] = None,
+        unowned: Optional[list[str]] = None,
+        fs: Optional[SiteDir] = None,
+    ) -> None:
+        self.site = site
+        self.distributions = [] if distributions is None else distributions
+        self.candidates = [] if candidates is None else candidates
+        self.problems = [] if problems is None else problems
+        self.unowned = [] if unowned is None else unowned
+        self.fs = fs
+        self._by_record = None
 
     def close(self) -> None:
         if self.fs is not None:
@@ -110,8 +170,6 @@ class SiteScan:
         if self._by_record is None:
             self._by_record = {d.record: d for d in self.distributions}
         return self._by_record.get(record or "")
-
-    _by_record: Optional[dict[str, Distribution]] = field(default=None, repr=False, compare=False)
 
 
 def candidate_suffix(name: str, twin_map: dict[str, str]) -> Optional[str]:

@@ -34,11 +34,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections import OrderedDict
-from collections.abc import Iterator
-from typing import Optional
 
 from .errors import NotRegularError, OutsideError, SiteError
+
+# No typing or collections at run time (a healing start).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Optional
 
 __all__ = ["SiteDir", "describe", "file_kind", "open_regular_at", "split"]
 
@@ -119,7 +122,7 @@ class SiteDir:
         self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC)
         # Absolute symlinks naming a path below one of these stay inside.
         self._prefixes = tuple(dict.fromkeys((self.path, os.path.realpath(self.path))))
-        self._dirs: OrderedDict[str, int] = OrderedDict()
+        self._dirs: dict[str, int] = {}  # least recently used first
 
     def close(self) -> None:
         """Close every descriptor (idempotent)."""
@@ -203,12 +206,13 @@ class SiteDir:
             return self.fd
         fd = self._dirs.get(rel_dir)
         if fd is not None:
-            self._dirs.move_to_end(rel_dir)
+            del self._dirs[rel_dir]
+            self._dirs[rel_dir] = fd  # now the most recently used
             return fd
         fd = self.open_dir(rel_dir)
         self._dirs[rel_dir] = fd
         if len(self._dirs) > _CACHE:
-            os.close(self._dirs.popitem(last=False)[1])
+            os.close(self._dirs.pop(next(iter(self._dirs))))
         return fd
 
     def forget(self) -> None:

@@ -22,12 +22,13 @@ difference soabi-shim ever aliases across.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Optional
-
+from ._plain import Frozen
 from ._twins import LIBC_TWINS, MIPS64_TWINS, libc_twins
 from .errors import SuffixError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = [
     "ARCHITECTURES",
@@ -89,17 +90,49 @@ def libc_family(libc: str) -> Optional[str]:
     return None
 
 
-_TRIPLET_RE = re.compile(r"^(?P<abi>.+?)-(?P<arch>[a-z0-9_]+)-linux(?:-(?P<libc>[a-z0-9]+))?$", re.ASCII)
+# The grammar, parsed by hand (no ``re`` on a healing start's path); each
+# parser below matches exactly what its regular expression (ASCII) does:
+#
+#   triplet   ^(?P<abi>.+?)-(?P<arch>[a-z0-9_]+)-linux(?:-(?P<libc>[a-z0-9]+))?$
+#   cpython   ^cpython-(?P<major>\d)(?P<minor>\d{1,3})(?P<flags>t?d?m?)$
+#   pypy      ^pypy(?P<major>\d)(?P<minor>\d{1,3})-pp(?P<pp>\d{1,4})$
+#   graalpy   ^graalpy(?P<graal>\d{0,6})-(?P<major>\d)(?P<minor>\d{1,3})-native$
+#   stable    ^abi3t?$
+#
 # ABI flags in the order CPython's configure appends them: t (free-threaded,
 # 3.13+), d (debug), m (pymalloc, <= 3.7): "td", never "dt".
-_CPYTHON_RE = re.compile(r"^cpython-(?P<major>\d)(?P<minor>\d{1,3})(?P<flags>t?d?m?)$", re.ASCII)
-_PYPY_RE = re.compile(r"^pypy(?P<major>\d)(?P<minor>\d{1,3})-pp(?P<pp>\d{1,4})$", re.ASCII)
-_GRAALPY_RE = re.compile(r"^graalpy(?P<graal>\d{0,6})-(?P<major>\d)(?P<minor>\d{1,3})-native$", re.ASCII)
-_STABLE_RE = re.compile(r"^abi3t?$")
+_CPYTHON_FLAGS = frozenset({"", "t", "d", "m", "td", "tm", "dm", "tdm"})
+_LOWER_DIGITS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_ARCH_CHARS = _LOWER_DIGITS | {"_"}
 
 
-@dataclass(frozen=True)
-class ExtSuffix:
+def _is_digits(s: str, least: int, most: int) -> bool:
+    r"""``\d{least,most}`` (ASCII digits), the whole of ``s``."""
+    return least <= len(s) <= most and (not s or (s.isascii() and s.isdigit()))
+
+
+def _split_triplet(body: str) -> Optional[tuple[str, str, Optional[str]]]:
+    """(abi, arch, libc) of ``<abi>-<arch>-linux[-<libc>]``, or None."""
+    # abi is the shortest non-empty prefix (lazy ``.+?``, no newline in it)
+    # such that the rest is ``-<arch>-linux[-<libc>]``.
+    i = body.find("-", 1)
+    while i != -1:
+        if "\n" in body[:i]:
+            return None
+        parts = body[i + 1 :].split("-")
+        if (
+            2 <= len(parts) <= 3
+            and parts[0]
+            and parts[1] == "linux"
+            and _ARCH_CHARS.issuperset(parts[0])
+            and (len(parts) == 2 or (parts[2] and _LOWER_DIGITS.issuperset(parts[2])))
+        ):
+            return body[:i], parts[0], parts[2] if len(parts) == 3 else None
+        i = body.find("-", i + 1)
+    return None
+
+
+class ExtSuffix(Frozen):
     """One tagged Linux extension suffix, e.g. ``.cpython-311-x86_64-linux-musl.so``.
 
     ``abi`` is everything before the triplet (``cpython-311``, ``abi3t``,
@@ -108,12 +141,31 @@ class ExtSuffix:
     without a libc part (GraalPy's ``x86_64-linux``).
     """
 
+    _fields = ("abi", "arch", "libc", "implementation", "version", "flags")
+    __slots__ = _fields
     abi: str
     arch: str
     libc: Optional[str]
     implementation: str
     version: Optional[tuple[int, int]]
     flags: str
+
+    def __init__(
+        self,
+        abi: str,
+        arch: str,
+        libc: Optional[str],
+        implementation: str,
+        version: Optional[tuple[int, int]],
+        flags: str,
+    ) -> None:
+        put = object.__setattr__
+        put(self, "abi", abi)
+        put(self, "arch", arch)
+        put(self, "libc", libc)
+        put(self, "implementation", implementation)
+        put(self, "version", version)
+        put(self, "flags", flags)
 
     def __str__(self) -> str:
         triplet = f"{self.arch}-linux" + (f"-{self.libc}" if self.libc else "")
@@ -130,16 +182,22 @@ class ExtSuffix:
 
 
 def _read_abi(abi: str) -> tuple[str, Optional[tuple[int, int]], str]:
-    m = _CPYTHON_RE.fullmatch(abi)
-    if m:
-        return "cpython", (int(m["major"]), int(m["minor"])), m["flags"]
-    m = _PYPY_RE.fullmatch(abi)
-    if m:
-        return "pypy", (int(m["major"]), int(m["minor"])), ""
-    m = _GRAALPY_RE.fullmatch(abi)
-    if m:
-        return "graalpy", (int(m["major"]), int(m["minor"])), ""
-    if _STABLE_RE.fullmatch(abi):
+    if abi.startswith("cpython-"):
+        rest = abi[8:]
+        n = 0
+        while n < len(rest) and rest[n] in "0123456789":
+            n += 1
+        if 2 <= n <= 4 and rest[n:] in _CPYTHON_FLAGS:
+            return "cpython", (int(rest[0]), int(rest[1:n])), rest[n:]
+    elif abi.startswith("pypy"):
+        version, sep, pp = abi[4:].partition("-pp")
+        if sep and _is_digits(version, 2, 4) and _is_digits(pp, 1, 4):
+            return "pypy", (int(version[0]), int(version[1:])), ""
+    elif abi.startswith("graalpy"):
+        parts = abi[7:].split("-")
+        if len(parts) == 3 and _is_digits(parts[0], 0, 6) and _is_digits(parts[1], 2, 4) and parts[2] == "native":
+            return "graalpy", (int(parts[1][0]), int(parts[1][1:])), ""
+    elif abi in ("abi3", "abi3t"):
         return "stable", None, "t" if abi.endswith("t") else ""
     raise SuffixError(f"unknown implementation tag {abi!r}")
 
@@ -155,12 +213,12 @@ def parse_suffix(suffix: str) -> ExtSuffix:
     if not (suffix.startswith(".") and suffix.endswith(".so")) or len(suffix) < 5:
         raise SuffixError(f"not a tagged extension suffix: {suffix!r}")
     body = suffix[1:-3]
-    m = _TRIPLET_RE.fullmatch(body)
-    if m is None or m["arch"] not in ARCHITECTURES:
+    parts = _split_triplet(body)
+    if parts is None or parts[1] not in ARCHITECTURES:
         raise SuffixError(f"no Linux platform triplet in {suffix!r}")
-    implementation, version, flags = _read_abi(m["abi"])
-    result = ExtSuffix(m["abi"], m["arch"], m["libc"], implementation, version, flags)
-    return result
+    abi, arch, libc = parts
+    implementation, version, flags = _read_abi(abi)
+    return ExtSuffix(abi, arch, libc, implementation, version, flags)
 
 
 def twin_suffixes(suffix: ExtSuffix) -> tuple[ExtSuffix, ...]:

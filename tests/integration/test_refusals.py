@@ -4,7 +4,6 @@ distributions beside them are still healed, and the CLI never tracebacks."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import struct
@@ -146,8 +145,7 @@ def test_glibc_linked_file_refused_for_a_musl_interpreter(site: Path, so: bytes)
     """The libc check, with the facts of a musl interpreter (the e2e suite has the real one)."""
     install_dist(site, "demo", {f"demo/_speed{MUSL_SUFFIX}": so})
     facts = gather_facts()
-    musl_facts = dataclasses.replace(
-        facts,
+    musl_facts = facts.replace(
         libc="musl",
         extension_suffixes=(MUSL_SUFFIX.replace("musl", "gnu"),),
     )

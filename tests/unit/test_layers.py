@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "soabi_shim"
 
 #: Bottom to top.  The comment says what the floor holds.
 FLOORS: list[list[str]] = [
-    ["errors", "_names", "_twins", "suffixes"],  # leaves: no I/O, no package imports above
+    ["_plain", "errors", "_names", "_twins", "suffixes"],  # leaves: no I/O, no package imports above
     ["elf", "sitefs", "record"],  # the only readers/writers of bytes on disk
     ["_probe", "facts", "image"],  # interpreter facts: live probe or an image (--root)
     ["report", "scan", "hookspecs", "builtin", "plugins", "plan", "apply"],  # pipeline parts
