@@ -138,9 +138,7 @@ def run(modules: list[str], jobs: int, keep: Path | None = None) -> dict[str, di
 
 def _run_in(work: Path, modules: list[str], jobs: int) -> dict[str, dict[str, int]]:
     _copy_checkout(work)
-    package_files = sorted(
-        str(p.relative_to(work)) for p in (work / "soabi_shim").rglob("*.py")
-    )
+    package_files = sorted(str(p.relative_to(work)) for p in (work / "soabi_shim").rglob("*.py"))
     with open(work / "pyproject.toml", "a", encoding="utf-8") as f:
         f.write(_config(modules, package_files))
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")

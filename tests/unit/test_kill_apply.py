@@ -210,9 +210,7 @@ def test_unrecord_drops_only_the_row(site: Path, record: Path) -> None:
 
 def test_unwritable_site_is_one_problem(site: Path, record: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_access = os.access
-    monkeypatch.setattr(
-        apply_module.os, "access", lambda p, mode: False if p == str(site) else real_access(p, mode)
-    )
+    monkeypatch.setattr(apply_module.os, "access", lambda p, mode: False if p == str(site) else real_access(p, mode))
     before = record.read_text()
     aliases, problems = run(site, "create")
     assert aliases == []
@@ -228,7 +226,7 @@ def test_unwritable_site_does_not_matter_to_an_unrecord(
 ) -> None:
     monkeypatch.setattr(apply_module.os, "access", lambda p, mode: False)
     record.write_text(record.read_text() + f"{ALIAS},,\n")
-    aliases, problems = run(site, "unrecord", recorded=True)
+    _aliases, problems = run(site, "unrecord", recorded=True)
     assert problems == []
     assert ALIAS not in record_paths(record)
 

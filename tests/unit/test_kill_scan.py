@@ -161,9 +161,7 @@ def test_scan_unowned_only_when_asked(tmp_path: Path) -> None:
     wide.close()
     assert wide.unowned == [f"loose/_free{MUSL}", f"loose/_mine{GNU}"]
     unowned = [c for c in wide.candidates if c.distribution is None]
-    assert [(c.rel, c.record, c.version, c.alias_suffix) for c in unowned] == [
-        (f"loose/_free{MUSL}", None, None, GNU)
-    ]
+    assert [(c.rel, c.record, c.version, c.alias_suffix) for c in unowned] == [(f"loose/_free{MUSL}", None, None, GNU)]
 
 
 def test_scan_removes_only_stale_temps(tmp_path: Path) -> None:

@@ -277,9 +277,7 @@ def test_heal_start_lets_keyboard_interrupt_through(site: Path, monkeypatch: pyt
         _startup.heal_start(str(site))
 
 
-def test_heal_at_exit_registers_once_and_heals_what_changed(
-    healable: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_heal_at_exit_registers_once_and_heals_what_changed(healable: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     registered: list[object] = []
     monkeypatch.setattr(_startup, "EXIT_SITES", [])
     monkeypatch.setattr("atexit.register", lambda f: registered.append(f))
