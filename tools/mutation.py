@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Mutation testing of soabi-shim's core modules with mutmut, scored per module.
 
-Stdlib only (mutmut itself must be installed: ``pip install mutmut``)::
+Stdlib only (mutmut itself must be installed: ``pip install mutmut==3.8.1``,
+with the project's test dependencies but *not* soabi-shim itself: an
+editable install shadows mutmut's ``mutants/`` copy and mutmut then "finds
+no tests"; pytest's rootdir insertion finds the package)::
 
     python tools/mutation.py                      # every module in MODULES
     python tools/mutation.py --modules record,elf # some of them
     python tools/mutation.py --changed            # only modules changed since the scores were recorded
     python tools/mutation.py --record             # also write the scores to tools/mutation-scores.json
+    python tools/mutation.py --modules scan --keep /tmp/m   # keep the scratch copy: then, in /tmp/m,
+                                                  # mutmut results / mutmut show <mutant>
 
 The tracked files of this checkout (plus uncommitted changes) are copied to a
 scratch directory, so the work tree is never touched.  mutmut mutates only
