@@ -61,15 +61,21 @@ MODULES = [
 #: nox, kill-at-any-moment loops).  ``test_sites_loads_plugins_from_the_site_only``
 #: checks in a fresh interpreter that ``importlib.metadata`` stays unimported,
 #: which mutmut's own import hooks (inherited through the environment) break.
+#: ``test_startup.py`` installs a wheel built from the mutated copy into fresh
+#: venvs, where the mutants' trampolines cannot import mutmut; its in-process
+#: twin is ``tests/unit/test_kill_startup.py``.
 #: They all still run in the ordinary test jobs.
 TESTS = [
     "tests/unit",
     "tests/integration",
     "--ignore=tests/integration/test_installers.py",
     "--deselect=tests/integration/test_plugins.py::test_sites_loads_plugins_from_the_site_only",
+    "--ignore=tests/integration/test_startup.py",
     "-m",
     "not slow and not e2e",
 ]
+#: Besides the package: what the tests read (examples/ holds the recipes).
+ALSO_COPY = ["tests", "hook", "tools", "examples", "docs", "benchmarks", "tox.ini", "README.md", "LICENSE"]
 KILLED = {"killed", "timeout", "segfault", "suspicious"}
 COUNTED = KILLED | {"survived", "no tests"}
 
@@ -105,7 +111,7 @@ def _config(modules: list[str], package_files: list[str]) -> str:
         f"do_not_mutate = {json.dumps(skip)}\n"
         f"pytest_add_cli_args_test_selection = {json.dumps(TESTS)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
-        'also_copy = ["tests", "hook", "tools"]\n'
+        f"also_copy = {json.dumps(ALSO_COPY)}\n"
     )
 
 
