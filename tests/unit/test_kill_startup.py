@@ -346,3 +346,67 @@ def test_module_getattr() -> None:
     assert isinstance(_startup.FALLBACK_INSTALLED, bool)
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         _startup.nope  # noqa: B018
+
+
+@pytest.fixture
+def umask0() -> object:
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+def test_lock_dir_and_stamp_modes(tmp_path: Path, umask0: object) -> None:
+    site = make_site(tmp_path, pkg=False)
+    fd = _startup._lock(str(site))
+    assert fd is not None
+    os.close(fd)
+    assert (site / PACKAGE_DIR).stat().st_mode & 0o777 == 0o755
+    path = _startup.write_stamp(str(site), False, _startup._dist_infos(str(site)))
+    assert path is not None
+    assert os.stat(path).st_mode & 0o777 == 0o644
+
+
+def test_lock_refuses_a_regular_file_as_package_dir(tmp_path: Path) -> None:
+    site = make_site(tmp_path, pkg=False)
+    (site / PACKAGE_DIR).write_bytes(b"")
+    with pytest.raises(NotADirectoryError):
+        _startup._lock(str(site))
+
+
+def test_heal_start_falls_back_when_the_heal_left_problems(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Report:
+        problems = [("x", "y")]
+
+    calls: list[int] = []
+    monkeypatch.setattr(_startup, "install_fallback", lambda: calls.append(1) or True)
+    monkeypatch.setattr(_startup, "heal_site", lambda s: Report())
+    _startup.heal_start(str(site))
+    assert calls == [1]
+
+
+def test_heal_site_with_problems_writes_a_fallback_stamp(site: Path) -> None:
+    (site / "demo").mkdir()
+    (site / "demo" / f"_speed{MUSL_SUFFIX}").write_bytes(b"not an ELF")
+    d = site / "demo-1.0.dist-info"
+    d.mkdir()
+    (d / "RECORD").write_text(f"demo/_speed{MUSL_SUFFIX},,\n{d.name}/RECORD,,\n")
+    report = _startup.heal_site(str(site))
+    assert report is not None and report.problems
+    assert _startup.stamp_state(str(site)) == "fallback"
+
+
+def test_exit_heal_goes_on_after_an_unchanged_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_startup, "EXIT_SITES", [])
+    monkeypatch.setattr("atexit.register", lambda f: None)
+    healed: list[str] = []
+    monkeypatch.setattr(_startup, "heal_site", lambda s: healed.append(s))
+    moved = make_site(tmp_path / "moved")  # soabi-shim upgraded there: skipped
+    stamped = make_site(tmp_path / "stamped")  # nothing changed, stamp fresh: skipped
+    changed = make_site(tmp_path / "changed")
+    for s in (moved, stamped, changed):
+        _startup.heal_at_exit(str(s), lambda s: True)
+    (moved / OWN).rename(moved / "soabi_shim-2.0.dist-info")
+    _startup.write_stamp(str(stamped), False, _startup._dist_infos(str(stamped)))
+    (changed / "new-1.0.dist-info").mkdir()
+    _startup._exit_heal()
+    assert healed == [str(changed)]
