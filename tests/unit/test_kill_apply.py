@@ -259,3 +259,63 @@ def test_a_plan_without_its_scan_writes_nothing(site: Path, record: Path) -> Non
     finally:
         scan.close()
     assert record.read_text() == before and not os.path.lexists(site / ALIAS)
+
+
+def test_alias_taken_by_another_symlink_is_left_and_the_row_forgotten(site: Path, record: Path) -> None:
+    os.symlink("elsewhere.so", site / ALIAS)
+    aliases, problems = run(site, "create")
+    assert aliases == []
+    assert [p[1] for p in problems] == ["the alias name was taken meanwhile; left alone"]
+    assert os.readlink(site / ALIAS) == "elsewhere.so"
+    assert ALIAS not in record_paths(record)
+
+
+def test_forget_keeps_the_row_of_an_equivalent_link(site: Path, record: Path) -> None:
+    record.write_text(record.read_text() + f"{ALIAS},,\n")
+    os.symlink(f"_speed{MUSL}", site / ALIAS)
+    plan, scan = plan_for(site, "create")
+    try:
+        apply_module._forget(scan, "demo-1.0.dist-info/RECORD", plan.decisions[0])
+    finally:
+        scan.close()
+    assert ALIAS in record_paths(record)
+
+
+def test_unrecord_never_touches_the_file(site: Path, record: Path) -> None:
+    os.symlink(f"./_speed{MUSL}", site / ALIAS)
+    record.write_text(record.read_text() + f"{ALIAS},,\n")
+    aliases, problems = run(site, "unrecord", recorded=True)
+    assert aliases == [] and problems == []
+    assert os.readlink(site / ALIAS) == f"./_speed{MUSL}"
+    assert ALIAS not in record_paths(record)
+
+
+def _unowned(site: Path, action: Action, recorded: bool, record: str | None = None) -> tuple:
+    scan = scan_site(str(site), TWIN_MAP)
+    c = scan.candidates[0]
+    from soabi_shim.scan import Candidate
+
+    lone = Candidate(c.site, c.rel, None, None, record, c.alias_suffix, c.foreign_suffix)
+    plan = Plan(None, [Decision(lone, action, "", recorded)], scans=[scan], sites=[str(site)])
+    try:
+        return apply_plan(plan, dry_run=False)
+    finally:
+        scan.close()
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+def test_remove_an_alias_no_record_lists(site: Path, record: Path, recorded: bool) -> None:
+    os.symlink(f"./_speed{MUSL}", site / ALIAS)
+    before = record.read_text()
+    aliases, problems = _unowned(site, "remove", recorded)
+    assert problems == [] and [a.action for a in aliases] == ["removed"]
+    assert not os.path.lexists(site / ALIAS)
+    assert record.read_text() == before
+
+
+def test_a_record_the_scan_does_not_know_is_not_written(site: Path, record: Path, tmp_path: Path) -> None:
+    before = record.read_text()
+    aliases, problems = _unowned(site, "create", False, str(tmp_path / "gone-1.0.dist-info" / "RECORD"))
+    assert (aliases, problems) == ([], [])
+    assert not os.path.lexists(site / ALIAS)
+    assert record.read_text() == before

@@ -375,7 +375,7 @@ def test_lock_refuses_a_regular_file_as_package_dir(tmp_path: Path) -> None:
 
 def test_heal_start_falls_back_when_the_heal_left_problems(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     class Report:
-        problems = [("x", "y")]
+        problems = (("x", "y"),)
 
     calls: list[int] = []
     monkeypatch.setattr(_startup, "install_fallback", lambda: calls.append(1) or True)
