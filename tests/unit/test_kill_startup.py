@@ -410,3 +410,60 @@ def test_exit_heal_goes_on_after_an_unchanged_site(tmp_path: Path, monkeypatch: 
     (changed / "new-1.0.dist-info").mkdir()
     _startup._exit_heal()
     assert healed == [str(changed)]
+
+
+def test_import_pipeline_looks_in_the_site_dirs_and_puts_sys_path_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import site as site_module
+    import sys
+
+    from soabi_shim import pipeline, plugins
+
+    base, user, missing, known = (tmp_path / n for n in ("base", "user", "missing", "known"))
+    for d in (base, user, known):
+        d.mkdir()
+    monkeypatch.syspath_prepend(str(known))
+    seen: list[list[str]] = []
+
+    class Once:
+        """Fail the first import of soabi_shim.pipeline, as before site ran."""
+
+        failed = False
+
+        def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+            if name == "soabi_shim.pipeline":
+                seen.append(list(sys.path))
+                if not Once.failed:
+                    Once.failed = True
+                    raise ImportError("not yet")
+            return None
+
+    import soabi_shim
+
+    monkeypatch.setattr(soabi_shim, "pipeline", pipeline)  # put back after the re-import
+    monkeypatch.delitem(sys.modules, "soabi_shim.pipeline")
+    monkeypatch.setattr(sys, "meta_path", [Once(), *sys.meta_path])
+    monkeypatch.setattr(site_module, "getsitepackages", lambda: [str(base), str(missing), str(known)])
+    monkeypatch.setattr(site_module, "ENABLE_USER_SITE", True)
+    monkeypatch.setattr(site_module, "getusersitepackages", lambda: str(user))
+    before = list(sys.path)
+    run, host = _startup._import_pipeline()
+    assert sys.path == before
+    assert run.__name__ == pipeline.run.__name__ and host is plugins.get_plugin_host
+    assert len(seen) == 2
+    added = seen[1][len(before) :]
+    assert added == [str(base), str(user)]
+
+
+def test_import_pipeline_without_site_dirs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import site as site_module
+    import sys
+
+    def broken() -> list[str]:
+        raise AttributeError("no getsitepackages in this venv")
+
+    monkeypatch.setitem(sys.modules, "soabi_shim.pipeline", None)
+    monkeypatch.setattr(site_module, "getsitepackages", broken)
+    with pytest.raises(ImportError, match="^soabi-shim's dependencies are not importable$"):
+        _startup._import_pipeline()
