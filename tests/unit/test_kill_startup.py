@@ -465,5 +465,5 @@ def test_import_pipeline_without_site_dirs(monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setitem(sys.modules, "soabi_shim.pipeline", None)
     monkeypatch.setattr(site_module, "getsitepackages", broken)
-    with pytest.raises(ImportError, match="^soabi-shim's dependencies are not importable$"):
+    with pytest.raises(ImportError, match=r"^soabi-shim's dependencies are not importable$"):
         _startup._import_pipeline()
