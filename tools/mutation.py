@@ -232,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutation: {m}: {counts['killed']}/{counts['total']} killed, score {score:.1%}{below}")
         recorded[m] = {"sha256": _sha(ROOT / m), **counts, "score": round(score, 4)}
     if args.record:
+        # Read again: another run may have recorded other modules meanwhile.
+        latest = json.loads(SCORES.read_text()) if SCORES.is_file() else {}
+        recorded = {**latest, **{m: recorded[m] for m in modules}}
         SCORES.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
         TABLE.write_text(_table(recorded))
     return 1 if failed else 0

@@ -188,3 +188,29 @@ def test_scan_skips_a_distribution_with_a_broken_record(tmp_path: Path) -> None:
     ((path, reason),) = scan.problems
     assert path == str(d / "RECORD")
     assert reason.endswith("; distribution skipped, RECORD left untouched")
+
+
+def test_scan_finds_candidates_deep_in_packages(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    dist(site, "demo", "1.0", [f"demo/sub/pkg/_speed{MUSL}"])
+    scan = scan_site(str(site), TWIN_MAP)
+    scan.close()
+    assert [(c.rel, c.alias_rel) for c in scan.candidates] == [
+        (f"demo/sub/pkg/_speed{MUSL}", f"demo/sub/pkg/_speed{GNU}")
+    ]
+
+
+def test_scan_skips_a_dist_info_symlinked_out_of_the_site(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "RECORD").write_text(f"_speed{MUSL},,\n")
+    (site / "evil-1.0.dist-info").symlink_to(outside)
+    scan = scan_site(str(site), TWIN_MAP)
+    scan.close()
+    assert scan.distributions == [] and scan.candidates == []
+    ((path, reason),) = scan.problems
+    assert path == str(site / "evil-1.0.dist-info")
+    assert reason.endswith("; distribution skipped")
+    assert not reason.startswith(("None", ";"))
