@@ -71,14 +71,6 @@ TESTS = [
     "--ignore=tests/integration/test_installers.py",
     "--deselect=tests/integration/test_plugins.py::test_sites_loads_plugins_from_the_site_only",
     "--ignore=tests/integration/test_startup.py",
-    # These fail on main since the checks merge (the fake image's ELF has no
-    # dynamic symbol table, which the ELF check now requires); reported, not
-    # hidden: the ordinary test jobs still run them.
-    "--deselect=tests/integration/test_root.py::test_heal_root_makes_the_alias_the_target_would",
-    "--deselect=tests/integration/test_root.py::test_doctor_and_json_under_root",
-    "--deselect=tests/integration/test_root.py::test_paths_under_root_are_inside_the_image",
-    "--deselect=tests/integration/test_root.py::test_merged_usr_with_absolute_symlinks",
-    "--deselect=tests/integration/test_root.py::test_foreign_machine_extension_is_refused",
     "-m",
     "not slow and not e2e",
 ]
