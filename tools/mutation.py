@@ -23,7 +23,9 @@ module scores below ``--min-score`` (0.90 by default), 0 otherwise.
 
 ``--changed`` compares each module's SHA-256 with the one recorded in
 ``tools/mutation-scores.json``: CI runs only those, so a change that weakens
-the tests of a module fails CI, while unchanged modules cost nothing.
+the tests of a module fails CI, while unchanged modules cost nothing.  Only
+modules with a recorded baseline are gated; the others are named in the
+output until a ``--record`` run scores them.
 """
 
 from __future__ import annotations
@@ -207,9 +209,17 @@ def main(argv: list[str] | None = None) -> int:
         modules = [m for m in modules if m in wanted]
     recorded: dict[str, dict[str, object]] = json.loads(SCORES.read_text()) if SCORES.is_file() else {}
     if args.changed:
-        modules = [m for m in modules if recorded.get(m, {}).get("sha256") != _sha(ROOT / m)]
+        # The gate covers the modules with a recorded baseline; the others are
+        # named, not hidden, until someone scores them with --record.
+        unscored = [m for m in modules if m not in recorded]
+        if unscored:
+            print(f"mutation: no recorded baseline yet (not gated): {', '.join(unscored)}")
+        for m in modules:
+            if m in recorded and recorded[m].get("sha256") == _sha(ROOT / m):
+                print(f"mutation: {m}: unchanged since recorded, score {float(str(recorded[m]['score'])):.1%}")
+        modules = [m for m in modules if m in recorded and recorded[m].get("sha256") != _sha(ROOT / m)]
         if not modules:
-            print("mutation: no mutation-tested module changed since the recorded scores")
+            print("mutation: no gated module changed since the recorded scores")
             return 0
     print(f"mutation: mutmut over {', '.join(modules)}", flush=True)
     results = run(modules, args.jobs, args.keep)
