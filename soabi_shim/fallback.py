@@ -70,7 +70,7 @@ def _self_header() -> "tuple[int, int, int] | None":
     return _SELF[0]
 
 
-def _quick(fd: int) -> bool:
+def _quick(fd: int) -> bool:  # noqa: C901 - the fallback's ELF header parser, one straight read
     """True when the full check would surely accept the file open at ``fd``;
     False means "ask the full reader" (which accepts or says why not)."""
     me = _self_header()
