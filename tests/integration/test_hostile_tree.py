@@ -30,18 +30,6 @@ from tests.integration.test_refusals import install_dist
 TIMEOUT = 60  # seconds: far above a normal run, far below "forever"
 
 
-@pytest.fixture
-def so(ext_dir: Path) -> bytes:
-    return (ext_dir / f"_speed{MUSL_SUFFIX}").read_bytes()
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    s = tmp_path / "site-packages"
-    s.mkdir()
-    return s
-
-
 def cli(*args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
     """The CLI with --json in a subprocess that may not hang."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))

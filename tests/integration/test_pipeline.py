@@ -38,18 +38,6 @@ def host() -> PluginHost:
 
 
 @pytest.fixture
-def so(ext_dir: Path) -> bytes:
-    return (ext_dir / f"_speed{MUSL_SUFFIX}").read_bytes()
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    s = tmp_path / "site-packages"
-    s.mkdir()
-    return s
-
-
-@pytest.fixture
 def demo(site: Path, so: bytes) -> Path:
     """``demo 1.0`` installed: its RECORD."""
     return install_dist(site, "demo", {"demo/__init__.py": b"", TWIN: so})

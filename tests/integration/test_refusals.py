@@ -10,8 +10,6 @@ import struct
 from pathlib import Path
 from typing import Optional
 
-import pytest
-
 import soabi_shim
 from soabi_shim.facts import gather_facts
 from soabi_shim.pipeline import run
@@ -33,18 +31,6 @@ def install_dist(site: Path, name: str, files: dict[str, bytes], *, record: Opti
         record += f"{name}-1.0.dist-info/RECORD,,\n".encode()
     (dist_info / "RECORD").write_bytes(record)
     return dist_info / "RECORD"
-
-
-@pytest.fixture
-def so(ext_dir: Path) -> bytes:
-    return (ext_dir / f"_speed{MUSL_SUFFIX}").read_bytes()
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    s = tmp_path / "site-packages"
-    s.mkdir()
-    return s
 
 
 def heal_json(*paths: Path) -> tuple[int, dict]:  # type: ignore[type-arg]
