@@ -73,6 +73,8 @@ TESTS = [
     "--ignore=tests/integration/test_installers.py",
     "--deselect=tests/integration/test_plugins.py::test_sites_loads_plugins_from_the_site_only",
     "--ignore=tests/integration/test_startup.py",
+    # It asserts which modules a heal imports; mutmut's trampolines import more.
+    "--deselect=tests/integration/test_lean_heal.py::test_heal_site_imports_nothing_heavy",
     "-m",
     "not slow and not e2e",
 ]
