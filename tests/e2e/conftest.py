@@ -12,6 +12,7 @@ missing (as root) and fail when they cannot, so a skip never passes for success.
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import subprocess
@@ -261,3 +262,12 @@ def shim_cli(venv: MuslVenv, *args: str, deps: Optional[Path] = None) -> subproc
     return subprocess.run(
         [str(venv.python), "-m", "soabi_shim", *args], capture_output=True, text=True, env=env, check=False
     )
+
+
+def record_rows(site: Path) -> set[str]:
+    """The paths every RECORD of ``site`` lists."""
+    rows: set[str] = set()
+    for record in site.glob("*.dist-info/RECORD"):
+        with open(record, newline="") as f:
+            rows.update(r[0] for r in csv.reader(f))
+    return rows

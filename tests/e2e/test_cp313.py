@@ -22,8 +22,8 @@ import pytest
 
 from soabi_shim.errors import SuffixError
 from soabi_shim.suffixes import parse_suffix, twin_suffixes
-from tests.e2e.conftest import FLAVOURS, MuslVenv, shim_cli
-from tests.e2e.test_musl import aliases_in, record_rows, statuses
+from tests.e2e.conftest import FLAVOURS, MuslVenv, record_rows, shim_cli
+from tests.e2e.test_musl import aliases_in, statuses
 from tests.e2e.wheels import imports
 
 pytestmark = pytest.mark.e2e

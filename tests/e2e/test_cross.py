@@ -22,7 +22,6 @@ to build fails the suite.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ from typing import Any, Optional
 import pytest
 
 from tests.conftest import AS_NOBODY, ROOT, soabi_shim
+from tests.e2e.conftest import record_rows
 from tools import build_cross
 
 pytestmark = pytest.mark.e2e
@@ -211,14 +211,6 @@ class TargetRoot:
 def aliases_in(site: Path) -> dict[str, str]:
     """Every symlinked extension: path relative to site -> link text."""
     return {str(p.relative_to(site)): os.readlink(p) for p in sorted(site.rglob("*.so")) if p.is_symlink()}
-
-
-def record_rows(site: Path) -> set[str]:
-    rows: set[str] = set()
-    for record in site.glob("*.dist-info/RECORD"):
-        with open(record, newline="") as f:
-            rows.update(r[0] for r in csv.reader(f))
-    return rows
 
 
 def records(site: Path) -> dict[str, str]:

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -21,7 +20,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from tests.conftest import compile_extension
-from tests.e2e.conftest import FLAVOURS, MuslVenv, shim_cli
+from tests.e2e.conftest import FLAVOURS, MuslVenv, record_rows, shim_cli
 from tests.e2e.wheels import IMPORTS
 
 pytestmark = pytest.mark.e2e
@@ -36,14 +35,6 @@ def statuses(probe: dict[str, str]) -> dict[str, str]:
 
 def aliases_in(site: Path) -> list[Path]:
     return sorted(p for p in site.rglob("*.so") if p.is_symlink())
-
-
-def record_rows(site: Path) -> set[str]:
-    rows = set()
-    for record in site.glob("*.dist-info/RECORD"):
-        with open(record, newline="") as f:
-            rows.update(r[0] for r in csv.reader(f))
-    return rows
 
 
 @pytest.mark.parametrize("flavour", MISMATCHED)

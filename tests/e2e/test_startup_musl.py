@@ -7,7 +7,6 @@ Skipped with the reason when the interpreters are not built; with
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import FLAVOURS, MuslVenv
+from tests.e2e.conftest import FLAVOURS, MuslVenv, record_rows
 from tests.e2e.wheels import IMPORTS
 
 pytestmark = pytest.mark.e2e
@@ -34,14 +33,6 @@ def stamps(site: Path) -> list[str]:
 
 def records(site: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in site.glob("*.dist-info/RECORD")}
-
-
-def recorded(site: Path) -> set[str]:
-    rows = set()
-    for record in site.glob("*.dist-info/RECORD"):
-        with open(record, newline="") as f:
-            rows.update(r[0] for r in csv.reader(f))
-    return rows
 
 
 @pytest.mark.parametrize("how", ["python -m pip", "pip script"])
@@ -67,7 +58,7 @@ def test_pip_install_returns_healed(
     # No interpreter ran since pip returned: every alias is there and recorded.
     links = aliases_in(venv.site)
     assert len(links) == len(IMPORTS)
-    assert all(str(p.relative_to(venv.site)) in recorded(venv.site) for p in links)
+    assert all(str(p.relative_to(venv.site)) in record_rows(venv.site) for p in links)
     mtime = os.stat(venv.site).st_mtime_ns
     assert stamps(venv.site) == [f"_ok.{mtime}"]
     before = records(venv.site)
