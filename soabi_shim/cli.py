@@ -88,11 +88,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(sub.add_parser("undo", help="remove the aliases soabi-shim made, and their RECORD rows"))
     doctor = sub.add_parser("doctor", help="interpreter facts and every extension this interpreter cannot load")
     _add_common(doctor, dry_run=False)
-    install = sub.add_parser("install", help="install wheels with pypa/installer, aliases included")
-    from .install import add_arguments
-
-    add_arguments(install)
+    _add_install(sub.add_parser("install", help="install wheels with pypa/installer, aliases included"))
     return parser
+
+
+def _add_install(p: argparse.ArgumentParser) -> None:
+    """``install``'s options (those of ``python -m installer``, plus ``--python``).
+
+    Here rather than in :mod:`soabi_shim.install`, so that parsing any command
+    does not import installer's machinery (``zipfile``, ``subprocess``).
+    """
+    p.add_argument("wheel", nargs="+", help="wheel file(s) to install")
+    p.add_argument("--destdir", "-d", metavar="path", help="destination directory (prefix to prepend to each file)")
+    p.add_argument("--prefix", "-p", metavar="path", help="override prefix to install packages to")
+    p.add_argument(
+        "--compile-bytecode",
+        action="append",
+        metavar="level",
+        type=int,
+        choices=[0, 1, 2],
+        help="generate bytecode for the specified optimization level(s) (default=0, 1)",
+    )
+    p.add_argument("--no-compile-bytecode", action="store_true", help="don't generate bytecode for installed modules")
+    p.add_argument("--python", metavar="EXE", help="install for another interpreter (its scheme and suffixes)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    p.add_argument("-v", "--verbose", action="store_true", help="also list aliases already present")
 
 
 # --------------------------------------------------------------------------

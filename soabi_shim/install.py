@@ -36,7 +36,7 @@ from .plugins import PluginHost, get_plugin_host
 from .report import Alias, Problem, Report
 from .scan import Candidate, candidate_suffix
 
-__all__ = ["InstallError", "add_arguments", "install_wheels", "run_install"]
+__all__ = ["InstallError", "install_wheels", "run_install"]
 
 
 class InstallError(SoabiShimError):
@@ -62,25 +62,6 @@ base = prefix or sysconfig.get_config_var("base")
 paths["headers"] = sysconfig.get_path("include", vars={"installed_base": base})
 print(json.dumps(paths))
 """
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("wheel", nargs="+", help="wheel file(s) to install")
-    p.add_argument("--destdir", "-d", metavar="path", help="destination directory (prefix to prepend to each file)")
-    p.add_argument("--prefix", "-p", metavar="path", help="override prefix to install packages to")
-    p.add_argument(
-        "--compile-bytecode",
-        action="append",
-        metavar="level",
-        type=int,
-        choices=[0, 1, 2],
-        help="generate bytecode for the specified optimization level(s) (default=0, 1)",
-    )
-    p.add_argument("--no-compile-bytecode", action="store_true", help="don't generate bytecode for installed modules")
-    p.add_argument("--python", metavar="EXE", help="install for another interpreter (its scheme and suffixes)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
-    p.add_argument("-v", "--verbose", action="store_true", help="also list aliases already present")
 
 
 def _scheme(python: Optional[str], prefix: Optional[str], name: str) -> dict[str, str]:

@@ -8,7 +8,10 @@ only from the ``*.dist-info/entry_points.txt`` files in those site
 directories and their modules are imported from there; ``importlib.metadata``
 is not imported at all, and nothing on ``PYTHONPATH`` or in the current
 directory is considered.  Without ``sites`` (the CLI, the Python API) they
-come from ``importlib.metadata`` as usual.
+come from ``importlib.metadata`` as usual, once a cheap look at the
+``entry_points.txt`` files on ``sys.path`` says one may be there.  pluggy
+itself is imported only when a plugin is registered: with none, the
+built-in rules run directly, with the same isolation and results.
 
 Failing closed: any exception but ``KeyboardInterrupt`` from a check refuses
 the candidate; a plugin that failed to load, or implements a hook that does
@@ -37,6 +40,7 @@ __all__ = ["PluginHost", "get_plugin_host", "read_entry_points"]
 
 #: entry_points.txt files larger than this are not read (real ones are < 1 KiB).
 MAX_ENTRY_POINTS_FILE = 64 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
@@ -214,8 +218,71 @@ class PluginHost:
 # --- entry points -----------------------------------------------------------
 
 
+def _may_declare_entry_points(path: Iterable[str]) -> bool:
+    """Could ``importlib.metadata`` find a ``soabi_shim`` entry point on ``path``?
+
+    A cheap, conservative pre-check that spares the CLI and the API importing
+    ``importlib.metadata`` (about 20-30 ms with ``email``, ``zipfile`` and
+    ``pathlib``) when no plugin is installed.  False only when every entry is
+    a directory (or absent) and no ``*.dist-info``/``*.egg-info`` in them has
+    an ``entry_points.txt`` that mentions the group; a zip file or ``.egg`` on
+    the path, an unreadable ``entry_points.txt``, or a meta path finder of
+    its own that finds distributions all answer True, leaving the decision
+    to ``importlib.metadata``.  (soabi-shim's own ``console_scripts`` entry
+    names the package, not the group: only a section header counts.)
+    """
+    import importlib.machinery
+
+    for finder in sys.meta_path:
+        if finder is not importlib.machinery.PathFinder and hasattr(finder, "find_distributions"):
+            return True
+    needle = ENTRY_POINT_GROUP.encode()
+    for entry in path:
+        try:
+            names = os.listdir(entry or ".")
+        except NotADirectoryError:
+            return True  # a zip file
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".egg"):
+                return True
+            if not name.endswith((".dist-info", ".egg-info")):
+                continue
+            try:
+                fd = os.open(os.path.join(entry or ".", name, "entry_points.txt"), _OPEN_FLAGS & ~_NOFOLLOW)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError:
+                return True
+            try:
+                data = os.read(fd, MAX_ENTRY_POINTS_FILE + 1)
+            except OSError:
+                return True
+            finally:
+                os.close(fd)
+            if len(data) > MAX_ENTRY_POINTS_FILE or (needle in data and _names_group(data)):
+                return True
+    return False
+
+
+def _names_group(data: bytes) -> bool:
+    """Has this ``entry_points.txt`` a ``[soabi_shim]`` section header?
+
+    Laxer than ``importlib.metadata`` (which strips the line, then ``[]``),
+    never stricter: spaces inside the brackets are allowed too.
+    """
+    for raw in data.decode("utf-8", "replace").splitlines():
+        line = raw.strip()
+        if line.startswith("[") and line.strip("[]").strip() == ENTRY_POINT_GROUP:
+            return True
+    return False
+
+
 def _metadata_entry_points() -> list[tuple[str, str]]:
     """(name, value) of the group from importlib.metadata (the CLI, the API)."""
+    if not _may_declare_entry_points(sys.path):
+        return []
     from importlib.metadata import entry_points
 
     if sys.version_info >= (3, 10):
@@ -376,16 +443,15 @@ def get_plugin_host(
     """A host with the built-in plugin, ``plugins`` and installed plugins.
 
     ``sites=[dir, ...]``: installed plugins come only from the distributions
-    in those site directories (see :func:`read_entry_points`), and pluggy is
-    imported only if one is there (or ``plugins`` are given); otherwise
-    from ``importlib.metadata``.  ``entry_points=False``: none at all.
+    in those site directories (see :func:`read_entry_points`); otherwise
+    from ``importlib.metadata``, which is imported only when a distribution
+    on ``sys.path`` may declare one (:func:`_may_declare_entry_points`).
+    ``entry_points=False``: none at all.  pluggy is imported only if a plugin
+    is registered.
     """
+    # pluggy is imported only once a plugin comes (a missing pluggy is then
+    # named by the CLI): a run with none runs the built-in rules directly.
     host = PluginHost()
-    if sites is None:
-        # The CLI and the API: pluggy as ever (a missing pluggy is named).
-        # With ``sites`` (the start-up heal) it is imported only once a
-        # plugin comes: a heal with none runs the built-in rules directly.
-        host.manager  # noqa: B018
     for plugin in plugins or ():
         host._register(plugin, None)
     if entry_points:

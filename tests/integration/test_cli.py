@@ -125,14 +125,28 @@ def test_summary_agrees_with_the_problem_lines(tmp_path: Path, ext_dir: Path) ->
 
 
 def test_missing_dependency_is_named(tmp_path: Path, ext_dir: Path) -> None:
-    """soabi-shim installed without pluggy (``python -m installer`` installs no dependencies)."""
+    """soabi-shim installed without pluggy (``python -m installer`` installs no
+    dependencies): a run with no plugin needs none; once a plugin is installed,
+    the missing pluggy is named."""
     site = make_site(tmp_path, ext_dir)
     code = (
         "import sys; sys.modules['pluggy'] = None\n"  # import pluggy -> ModuleNotFoundError
         "from soabi_shim.cli import main; sys.exit(main(['check', sys.argv[1]]))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, env=env, check=False)
+    plugins = tmp_path / "plugins"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{plugins}"}
+    args = [sys.executable, "-c", code, str(site)]
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
+    assert (proc.returncode, proc.stderr) == (1, "")  # the alias is pending, nothing else
+    assert any(line.startswith("check: 1 ") for line in proc.stdout.splitlines())
+    assert "problem" not in proc.stdout
+
+    dist = plugins / "acme_rules-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-rules\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[soabi_shim]\nacme = acme_rules\n")
+    (plugins / "acme_rules.py").write_text("")
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 1
     assert_one_error(proc.stderr, "'pluggy'", "pip install pluggy")
 

@@ -29,17 +29,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _hosts(site: Path) -> tuple[PluginHost, PluginHost]:
+    """A host with no plugin (no pluggy manager) and one whose manager was made."""
     lean = get_plugin_host(sites=[str(site)])
     full = get_plugin_host(entry_points=False)
+    full.manager  # noqa: B018 - builds the pluggy manager
     return lean, full
 
 
-def test_lean_host_has_no_manager_until_asked(tmp_path: Path) -> None:
-    lean, full = _hosts(tmp_path)
-    assert lean._manager is None
-    assert full._manager is not None
-    # Asking for it builds the same plugin set as the full host.
-    assert sorted(n for n, _ in lean.manager.list_name_plugin()) == ["builtin"]
+def test_hosts_have_no_manager_until_asked(tmp_path: Path) -> None:
+    for host in (get_plugin_host(sites=[str(tmp_path)]), get_plugin_host(entry_points=False)):
+        assert host._manager is None
+        # Asking for it builds the plugin set a pluggy host has.
+        assert sorted(n for n, _ in host.manager.list_name_plugin()) == ["builtin"]
+    assert get_plugin_host([object()], entry_points=False)._manager is not None  # a plugin: pluggy
 
 
 def test_lean_and_full_hosts_give_the_same_twins(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import pytest
+
 import soabi_shim
 from soabi_shim import Verdict, hookimpl
 from tests.conftest import EXT_SUFFIX, MUSL_SUFFIX, ROOT, make_wheel
@@ -426,3 +428,80 @@ def test_sites_plugin_in_a_namespace_package(tmp_path: Path) -> None:
         "print([p.endswith('/site/acme') for p in sys.modules['acme'].__path__])\n"
     )
     assert _run_isolated(code, work).splitlines() == ["[] ['acme', 'builtin']", "site", "[True]"]
+
+
+# --- the CLI's and the API's cheap look before importlib.metadata ------------
+
+
+def _dist(parent: Path, name: str, entry_points: Optional[str]) -> Path:
+    dist = parent / name
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: x\nVersion: 1\n")
+    if entry_points is not None:
+        (dist / "entry_points.txt").write_text(entry_points)
+    return dist
+
+
+def test_may_declare_entry_points_only_for_a_group_header(tmp_path: Path) -> None:
+    from soabi_shim.plugins import _may_declare_entry_points
+
+    d = tmp_path / "d"
+    _dist(d, "none-1.dist-info", None)
+    # soabi-shim's own dist-info names the package, not the group.
+    _dist(d, "soabi_shim-1.dist-info", "[console_scripts]\nsoabi-shim = soabi_shim.cli:main\n")
+    _dist(d, "other-1.egg-info", "[pytest11]\nx = soabi_shim_x\n")
+    (d / "not-a-dist.txt").write_text("[soabi_shim]\n")
+    path = [str(d), str(tmp_path / "absent"), ""]
+    assert _may_declare_entry_points(path) is False
+    for i, header in enumerate(["[soabi_shim]", "  [soabi_shim]  ", "[ soabi_shim ]"]):
+        e = tmp_path / f"e{i}"
+        _dist(e, "acme-1.egg-info" if i else "acme-1.dist-info", f"# c\n{header}\nacme = acme\n")
+        assert _may_declare_entry_points([str(d), str(e)]) is True, header
+
+
+@pytest.mark.parametrize("kind", ["zip", "egg", "unreadable", "big", "finder"])
+def test_may_declare_entry_points_defers_what_it_cannot_see(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    from soabi_shim.plugins import MAX_ENTRY_POINTS_FILE, _may_declare_entry_points
+
+    d = tmp_path / "d"
+    d.mkdir()
+    path = [str(d)]
+    if kind == "zip":
+        (tmp_path / "x.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+        path.append(str(tmp_path / "x.zip"))
+    elif kind == "egg":
+        (d / "acme-1.0-py3.11.egg").mkdir()
+    elif kind == "unreadable":
+        (_dist(d, "acme-1.dist-info", None) / "entry_points.txt").mkdir()
+    elif kind == "big":
+        _dist(d, "acme-1.dist-info", "#" * (MAX_ENTRY_POINTS_FILE + 1))
+    else:
+
+        class Finder:
+            @staticmethod
+            def find_spec(*args: object) -> None:
+                return None
+
+            @staticmethod
+            def find_distributions(*args: object) -> list[object]:
+                return []
+
+        monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Finder])
+    assert _may_declare_entry_points(path) is True
+
+
+def test_cli_without_plugins_imports_neither_pluggy_nor_metadata(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from soabi_shim.cli import main\n"
+        f"main(['check', '-q', {str(tmp_path)!r}])\n"
+        "print('importlib.metadata' in sys.modules, 'pluggy' in sys.modules)\n"
+    )
+    assert _run_isolated(code, tmp_path).split() == ["False", "False"]
+    # A distribution on sys.path declares a plugin: both are used.
+    _dist(tmp_path / "plugins", "acme-1.dist-info", "[soabi_shim]\nacme = acme_mod\n")
+    (tmp_path / "plugins" / "acme_mod.py").write_text("")
+    out = _run_isolated(code, tmp_path, {"EXTRA": str(tmp_path / "plugins")})
+    assert out.split() == ["True", "True"]
