@@ -45,10 +45,39 @@ IMPL_OPTS: dict[str, bool] = {
 }
 
 
+#: Where the kernel shows what each open descriptor names.
+PROC_FD = "/proc/self/fd/"
+_DIR_PATH_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def real_dir(path: str) -> str:
+    """The real path of the directory ``path``, as the kernel resolved it.
+
+    Opened with ``O_PATH`` and read back from ``/proc/self/fd``: three system
+    calls, against an ``lstat`` per component (and Python work) for
+    ``os.path.realpath``, which this falls back to where ``/proc`` is not
+    mounted, for a directory that was removed meanwhile, or when ``path`` is
+    not a directory.
+    """
+    try:
+        fd = os.open(path, _DIR_PATH_FLAGS)
+    except OSError:
+        return os.path.realpath(path)
+    try:
+        real = os.readlink(f"{PROC_FD}{fd}")
+    except OSError:
+        real = ""
+    finally:
+        os.close(fd)
+    if not real.startswith("/") or real.endswith(" (deleted)"):
+        return os.path.realpath(path)
+    return real
+
+
 def resolves_inside(path: str, site: str) -> bool:
-    """True if the real path of ``path`` is ``site``'s real path or below it."""
-    real = os.path.realpath(path)
-    root = os.path.realpath(site)
+    """True if the real path of the directory ``path`` is ``site``'s real path or below it."""
+    real = real_dir(path)
+    root = real_dir(site)
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
