@@ -73,8 +73,9 @@ TESTS = [
     "--ignore=tests/integration/test_installers.py",
     "--deselect=tests/integration/test_plugins.py::test_sites_loads_plugins_from_the_site_only",
     "--ignore=tests/integration/test_startup.py",
-    # It asserts which modules a heal imports; mutmut's trampolines import more.
+    # They assert which modules a run imports; mutmut's trampolines import more.
     "--deselect=tests/integration/test_lean_heal.py::test_heal_site_imports_nothing_heavy",
+    "--deselect=tests/integration/test_plugins.py::test_cli_without_plugins_imports_neither_pluggy_nor_metadata",
     # It greps the sources for SOABI_SHIM_* names; mutmut's copies of a
     # hook-name string in upper case ("SOABI_SHIM_TWIN_SUFFIXES") look like one.
     "--deselect=tests/integration/test_recipes.py::test_every_environment_variable_is_in_the_cli_reference",
