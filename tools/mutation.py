@@ -12,6 +12,8 @@ no tests"; pytest's rootdir insertion finds the package)::
     python tools/mutation.py --record             # also write the scores to tools/mutation-scores.json
     python tools/mutation.py --modules scan --keep /tmp/m   # keep the scratch copy: then, in /tmp/m,
                                                   # mutmut results / mutmut show <mutant>
+    python tools/mutation.py --modules scan --resume /tmp/m # after writing tests against those survivors:
+                                                  # re-judge only them, with the current tests
 
 The tracked files of this checkout (plus uncommitted changes) are copied to a
 scratch directory, so the work tree is never touched.  mutmut mutates only
@@ -85,6 +87,9 @@ TESTS = [
 #: Besides the package: what the tests read (examples/ holds the recipes).
 ALSO_COPY = ["tests", "hook", "tools", "examples", "docs", "benchmarks", "tox.ini", "README.md", "LICENSE"]
 KILLED = {"killed", "timeout", "segfault", "suspicious"}
+#: mutmut 3's exit codes in its ``mutants/<module>.meta`` files.
+#: (What mutmut.stats.status_by_exit_code says; any other code is "suspicious".)
+STATUS = {0: "survived", 2: "interrupted", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout"}
 COUNTED = KILLED | {"survived", "no tests"}
 
 
@@ -176,6 +181,45 @@ def _run_in(work: Path, modules: list[str], jobs: int) -> dict[str, dict[str, in
     return _results(work)
 
 
+def _survivors(work: Path, modules: list[str]) -> list[str]:
+    """The mutants of ``modules`` that survived (or had no tests) in ``work``."""
+    names = []
+    for m in modules:
+        meta = work / "mutants" / f"{m}.meta"
+        if not meta.is_file():
+            raise SystemExit(f"mutation: {meta} missing: was {m} mutated in {work}?")
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        if any(code is None for code in codes.values()):
+            raise SystemExit(f"mutation: the run in {work} did not judge every mutant of {m}")
+        names += [name for name, code in codes.items() if STATUS.get(code, "suspicious") not in KILLED]
+    return names
+
+
+def resume(work: Path, modules: list[str], jobs: int) -> dict[str, dict[str, int]]:
+    """Re-judge, in a kept run directory, only the mutants that survived there.
+
+    Adding tests cannot revive a killed mutant, so the kills of the earlier
+    run stand as long as the module is unchanged (checked here): the tests of
+    this checkout are copied in, and mutmut re-runs the survivors with them.
+    """
+    for m in modules:
+        kept = work / m
+        if not kept.is_file() or _sha(kept) != _sha(ROOT / m):
+            raise SystemExit(f"mutation: {m} changed since the run in {work}: run it afresh (--keep)")
+    shutil.rmtree(work / "tests")
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    names = _survivors(work, modules)
+    if names:
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        env.pop("SOABI_SHIM_REQUIRE_E2E", None)
+        cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *names]
+        proc = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stdout[-6000:])
+            raise SystemExit(f"mutmut run failed with exit status {proc.returncode}")
+    return _results(work)
+
+
 def _table(recorded: dict[str, dict[str, object]]) -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     lines = [
@@ -203,6 +247,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="run in DIR (emptied first) and keep it, to inspect survivors with `mutmut results` / `mutmut show`",
     )
+    ap.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="in DIR, kept by an earlier --keep run of the same module sources, re-judge only the survivors "
+        "with this checkout's tests",
+    )
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutmut worker processes")
     args = ap.parse_args(argv)
 
@@ -228,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
             print("mutation: no gated module changed since the recorded scores")
             return 0
     print(f"mutation: mutmut over {', '.join(modules)}", flush=True)
-    results = run(modules, args.jobs, args.keep)
+    results = (
+        resume(args.resume, modules, args.jobs) if args.resume is not None else run(modules, args.jobs, args.keep)
+    )
     failed = False
     for m in modules:
         dotted = m.removesuffix(".py").replace("/", ".")
