@@ -182,16 +182,15 @@ def _run_in(work: Path, modules: list[str], jobs: int) -> dict[str, dict[str, in
 
 
 def _survivors(work: Path, modules: list[str]) -> list[str]:
-    """The mutants of ``modules`` that survived (or had no tests) in ``work``."""
+    """The mutants of ``modules`` that survived, had no tests or were not judged in ``work``."""
     names = []
     for m in modules:
         meta = work / "mutants" / f"{m}.meta"
         if not meta.is_file():
             raise SystemExit(f"mutation: {meta} missing: was {m} mutated in {work}?")
         codes = json.loads(meta.read_text())["exit_code_by_key"]
-        if any(code is None for code in codes.values()):
-            raise SystemExit(f"mutation: the run in {work} did not judge every mutant of {m}")
-        names += [name for name, code in codes.items() if STATUS.get(code, "suspicious") not in KILLED]
+        # Not judged yet (an interrupted run): judged now.
+        names += [n for n, code in codes.items() if code is None or STATUS.get(code, "suspicious") not in KILLED]
     return names
 
 
