@@ -220,18 +220,25 @@ def resume(work: Path, modules: list[str], jobs: int) -> dict[str, dict[str, int
 
 
 def _table(recorded: dict[str, dict[str, object]]) -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     lines = [
-        f"Recorded by `python tools/mutation.py --record` at commit `{commit.stdout.strip() or '?'}`"
-        " (plus the working tree's changes to the modules listed).",
+        "Recorded by `python tools/mutation.py --record` (or `--resume DIR --record`); *tests at* is the"
+        " commit whose tests scored the module, on the module source whose SHA-256 is in"
+        " `tools/mutation-scores.json`.",
         "",
-        "| module | killed | mutants | score |",
-        "|---|---:|---:|---:|",
+        "| module | killed | mutants | score | tests at |",
+        "|---|---:|---:|---:|---|",
     ]
     for m in sorted(recorded):
         r = recorded[m]
-        lines.append(f"| `{m}` | {r['killed']} | {r['total']} | {float(str(r['score'])):.1%} |")
+        commit = f"`{r['commit']}`" if r.get("commit") else "?"
+        lines.append(f"| `{m}` | {r['killed']} | {r['total']} | {float(str(r['score'])):.1%} | {commit} |")
     return "\n".join(lines) + "\n"
+
+
+def _head() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "tests"], cwd=ROOT, check=False).returncode
+    return (out.stdout.strip() or "?") + ("+changes" if dirty else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -290,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         failed |= low
         below = f"  BELOW {args.min_score:.0%}" if low else ""
         print(f"mutation: {m}: {counts['killed']}/{counts['total']} killed, score {score:.1%}{below}")
-        recorded[m] = {"sha256": _sha(ROOT / m), **counts, "score": round(score, 4)}
+        recorded[m] = {"sha256": _sha(ROOT / m), **counts, "score": round(score, 4), "commit": _head()}
     if args.record:
         # Read again: another run may have recorded other modules meanwhile.
         latest = json.loads(SCORES.read_text()) if SCORES.is_file() else {}
