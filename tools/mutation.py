@@ -124,6 +124,9 @@ def _config(modules: list[str], package_files: list[str]) -> str:
         f"do_not_mutate = {json.dumps(skip)}\n"
         f"pytest_add_cli_args_test_selection = {json.dumps(TESTS)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+        # A CPU-time limit of 10 x (the covering tests' time + 1 s), not mutmut's
+        # 30 x: a mutant that loops (suffixes' parser) is judged in seconds.
+        "timeout_multiplier = 5.0\n"
         f"also_copy = {json.dumps(ALSO_COPY)}\n"
     )
 
