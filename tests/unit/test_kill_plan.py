@@ -173,11 +173,17 @@ def test_inside(tmp_path: Path) -> None:
     assert inside(str(tmp_path), "/")  # the root has no separator to add
 
 
-def test_real_cache_resolves_and_remembers(tmp_path: Path) -> None:
+def _link_to_a(tmp_path: Path) -> Path:
+    """Directories a and b, and ``link`` -> a (to be pointed at b later)."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     link = tmp_path / "link"
     link.symlink_to(tmp_path / "a")
+    return link
+
+
+def test_real_cache_resolves_and_remembers(tmp_path: Path) -> None:
+    link = _link_to_a(tmp_path)
     real = _RealCache()
     assert real(str(link)) == str(tmp_path / "a")
     link.unlink()
@@ -188,10 +194,7 @@ def test_real_cache_resolves_and_remembers(tmp_path: Path) -> None:
 
 
 def test_real_cache_keeps_256_paths_and_forgets_the_oldest(tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    link = tmp_path / "link"
-    link.symlink_to(tmp_path / "a")
+    link = _link_to_a(tmp_path)
     real = _RealCache()
     assert real(str(link)) == str(tmp_path / "a")
     for i in range(255):  # 256 paths in all: nothing forgotten yet

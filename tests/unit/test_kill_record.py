@@ -205,11 +205,7 @@ def test_other_missing_attribute_falls_back_to_ctypes(
 def test_a_libc_without_renameat2_gives_none(fresh: None, tmp_path: Path) -> None:
     assert record._load_renameat2() is None
     a, b = pair(tmp_path)
-    d = os.open(tmp_path, os.O_RDONLY)
-    try:
-        assert record._exchange(d, "a", d, "b") is False
-    finally:
-        os.close(d)
+    assert exchange_ab(tmp_path) == [False]
     assert record._NO_RENAMEAT2 is True
     assert (a.read_bytes(), b.read_bytes()) == (b"first", b"second")
 
@@ -223,6 +219,15 @@ def test_no_ctypes_at_all_gives_none(fresh: None, monkeypatch: pytest.MonkeyPatc
 # --------------------------------------------------------------------------
 # _exchange
 # --------------------------------------------------------------------------
+
+
+def exchange_ab(tmp_path: Path, times: int = 1) -> list[bool]:
+    """``_exchange`` of tmp_path's ``a`` and ``b``, through a directory descriptor."""
+    d = os.open(tmp_path, os.O_RDONLY)
+    try:
+        return [record._exchange(d, "a", d, "b") for _ in range(times)]
+    finally:
+        os.close(d)
 
 
 @needs_renameat2
@@ -249,12 +254,7 @@ def test_exchange_without_renameat2_asks_once(fresh: None, monkeypatch: pytest.M
 
     monkeypatch.setattr(record, "_load_renameat2", load)
     a, b = pair(tmp_path)
-    d = os.open(tmp_path, os.O_RDONLY)
-    try:
-        assert record._exchange(d, "a", d, "b") is False
-        assert record._exchange(d, "a", d, "b") is False
-    finally:
-        os.close(d)
+    assert exchange_ab(tmp_path, times=2) == [False, False]
     assert calls == [1]
     assert record._NO_RENAMEAT2 is True
     assert (a.read_bytes(), b.read_bytes()) == (b"first", b"second")
@@ -263,11 +263,7 @@ def test_exchange_without_renameat2_asks_once(fresh: None, monkeypatch: pytest.M
 def test_exchange_known_missing_does_nothing(fresh: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(record, "_NO_RENAMEAT2", True)
     a, b = pair(tmp_path)
-    d = os.open(tmp_path, os.O_RDONLY)
-    try:
-        assert record._exchange(d, "a", d, "b") is False
-    finally:
-        os.close(d)
+    assert exchange_ab(tmp_path) == [False]
     assert (a.read_bytes(), b.read_bytes()) == (b"first", b"second")
 
 
@@ -593,21 +589,14 @@ def test_clean_stale_temps_of_a_file_is_empty(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------
 
 
-def test_record_directly_in_the_site_directory(swap: str, site: Path) -> None:
-    (site / "RECORD").write_bytes(ORIGINAL)
+@pytest.mark.parametrize("where", ["RECORD", "lib/pkg-1.0.dist-info/RECORD"])
+def test_record_at_any_depth_below_the_site(swap: str, site: Path, where: str) -> None:
+    """Directly in the site directory, or two directories down."""
+    (site / where).parent.mkdir(parents=True, exist_ok=True)
+    (site / where).write_bytes(ORIGINAL)
     with SiteDir(str(site)) as sd:
-        assert append_rows_at(sd, "RECORD", [ALIAS]) == [ALIAS]
-    assert (site / "RECORD").read_bytes() == ORIGINAL + ALIAS_ROW
-    assert leftovers(site) == []
-
-
-def test_record_two_directories_down(swap: str, site: Path) -> None:
-    deep = site / "lib" / "pkg-1.0.dist-info"
-    deep.mkdir(parents=True)
-    (deep / "RECORD").write_bytes(ORIGINAL)
-    with SiteDir(str(site)) as sd:
-        assert append_rows_at(sd, "lib/pkg-1.0.dist-info/RECORD", [ALIAS]) == [ALIAS]
-    assert (deep / "RECORD").read_bytes() == ORIGINAL + ALIAS_ROW
+        assert append_rows_at(sd, where, [ALIAS]) == [ALIAS]
+    assert (site / where).read_bytes() == ORIGINAL + ALIAS_ROW
     assert leftovers(site) == []
 
 
