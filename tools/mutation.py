@@ -79,7 +79,7 @@ TESTS = [
     "--deselect=tests/integration/test_lean_heal.py::test_heal_site_imports_nothing_heavy",
     "--deselect=tests/integration/test_plugins.py::test_cli_without_plugins_imports_neither_pluggy_nor_metadata",
     # It greps the sources for SOABI_SHIM_* names; mutmut's copies of a
-    # hook-name string in upper case ("SOABI_SHIM_TWIN_SUFFIXES") look like one.
+    # hook-name string in upper case (the hook soabi_shim_twin_suffixes, upper-cased) look like one.
     "--deselect=tests/integration/test_recipes.py::test_every_environment_variable_is_in_the_cli_reference",
     "-m",
     "not slow and not e2e",
