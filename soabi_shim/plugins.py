@@ -41,8 +41,8 @@ __all__ = ["PluginHost", "get_plugin_host", "read_entry_points"]
 #: entry_points.txt files larger than this are not read (real ones are < 1 KiB).
 MAX_ENTRY_POINTS_FILE = 64 * 1024
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | _NOFOLLOW
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0) | _NOFOLLOW
 
 
 def _describe(exc: BaseException) -> str:
@@ -344,7 +344,7 @@ def read_entry_points(sites: Iterable[str]) -> Iterator[tuple[str, str, str]]:
     """
     for site in sites:
         try:
-            site_fd = os.open(site, _DIR_FLAGS & ~getattr(os, "O_NOFOLLOW", 0))
+            site_fd = os.open(site, _DIR_FLAGS & ~_NOFOLLOW)
         except OSError:
             continue
         try:

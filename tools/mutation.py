@@ -40,6 +40,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,10 +169,16 @@ def _run_in(work: Path, modules: list[str], jobs: int) -> dict[str, dict[str, in
     package_files = sorted(str(p.relative_to(work)) for p in (work / "soabi_shim").rglob("*.py"))
     with open(work / "pyproject.toml", "a", encoding="utf-8") as f:
         f.write(_config(modules, package_files))
+    _mutmut_run(work, jobs)
+    return _results(work)
+
+
+def _mutmut_run(work: Path, jobs: int, names: Iterable[str] = ()) -> None:
+    """``mutmut run`` in ``work``: every mutant, or only ``names``."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     env.pop("SOABI_SHIM_REQUIRE_E2E", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)],
+        [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *names],
         cwd=work,
         env=env,
         stdout=subprocess.PIPE,
@@ -181,7 +188,6 @@ def _run_in(work: Path, modules: list[str], jobs: int) -> dict[str, dict[str, in
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-6000:])
         raise SystemExit(f"mutmut run failed with exit status {proc.returncode}")
-    return _results(work)
 
 
 def _survivors(work: Path, modules: list[str]) -> list[str]:
@@ -212,13 +218,7 @@ def resume(work: Path, modules: list[str], jobs: int) -> dict[str, dict[str, int
     shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     names = _survivors(work, modules)
     if names:
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-        env.pop("SOABI_SHIM_REQUIRE_E2E", None)
-        cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *names]
-        proc = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if proc.returncode != 0:
-            sys.stderr.write(proc.stdout[-6000:])
-            raise SystemExit(f"mutmut run failed with exit status {proc.returncode}")
+        _mutmut_run(work, jobs, names)
     return _results(work)
 
 
