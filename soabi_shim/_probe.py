@@ -28,9 +28,15 @@ def _extension_suffixes() -> "list[str]":
         return list(importlib.machinery.EXTENSION_SUFFIXES)
 
 
-def collect() -> "dict[str, object]":
+def collect(light: bool = False) -> "dict[str, object]":
+    """The facts of this interpreter.
+
+    ``light`` (the start-up hook, which knows its site directory): no
+    ``sysconfig`` (1-3 ms of a healing start on the musl builds), so no
+    ``purelib`` or ``platlib``; the suffix and SOABI come from the import
+    system's own list, whose first entry is ``EXT_SUFFIX`` on CPython.
+    """
     import site
-    import sysconfig
 
     try:
         libc_confstr = os.confstr("CS_GNU_LIBC_VERSION")
@@ -41,7 +47,19 @@ def collect() -> "dict[str, object]":
         site_packages = list(site.getsitepackages())
     except AttributeError:  # virtualenv < 20's site.py
         site_packages = []
-    paths = sysconfig.get_paths()
+    suffixes = _extension_suffixes()
+    if light:
+        ext_suffix = suffixes[0] if suffixes else None
+        soabi = ext_suffix[1:-3] if ext_suffix and ext_suffix.count(".") == 2 and ext_suffix.endswith(".so") else None
+        paths: dict[str, str] = {}
+        gil_disabled = "t" in getattr(sys, "abiflags", "")
+    else:
+        import sysconfig
+
+        ext_suffix = sysconfig.get_config_var("EXT_SUFFIX")
+        soabi = sysconfig.get_config_var("SOABI")
+        paths = sysconfig.get_paths()
+        gil_disabled = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
     startup = sys.modules.get("soabi_shim._startup")
     fallback = bool(getattr(startup, "FALLBACK_INSTALLED", False))
     return {
@@ -49,10 +67,10 @@ def collect() -> "dict[str, object]":
         "implementation": sys.implementation.name,
         "version": list(sys.version_info[:3]),
         "executable": sys.executable,
-        "soabi": sysconfig.get_config_var("SOABI"),
-        "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"),
+        "soabi": soabi,
+        "ext_suffix": ext_suffix,
         "multiarch": getattr(sys.implementation, "_multiarch", None),
-        "extension_suffixes": _extension_suffixes(),
+        "extension_suffixes": suffixes,
         "platform": sys.platform,
         "libc_confstr": libc_confstr,
         "purelib": paths.get("purelib"),
@@ -61,7 +79,7 @@ def collect() -> "dict[str, object]":
         "user_site": site.getusersitepackages() if user_enabled else None,
         "prefix": sys.prefix,
         "base_prefix": getattr(sys, "base_prefix", sys.prefix),
-        "gil_disabled": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        "gil_disabled": gil_disabled,
         # The hook ran past its glibc test in this process: the .pth line sets
         # the marker (musl only); importing soabi_shim._startup does not.
         "startup_hook_loaded": PTH_SEEN_MARK in sys.modules or fallback,

@@ -151,9 +151,12 @@ def heal_site(sitedir: str) -> "Report | None":
         try:
             before = _dist_infos(sitedir)
             run, get_plugin_host = _import_pipeline()
+            from .facts import gather_facts  # imported by the pipeline
+
             report: Report = run(  # type: ignore[operator]
                 "heal",
                 [sitedir],
+                facts=gather_facts(sites=[sitedir]),
                 host=get_plugin_host(sites=[sitedir]),  # type: ignore[operator]
             )
             write_stamp(sitedir, bool(report.problems), before)

@@ -22,6 +22,7 @@ from .suffixes import parse_suffix
 # running interpreter's facts; only asking another interpreter runs a probe.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any, Optional
 
     from .elf import ElfInfo
@@ -234,13 +235,20 @@ def _hook_state(site_dirs: tuple[str, ...], probe: dict[str, Any]) -> dict[str, 
     }
 
 
-def gather_facts(python: Optional[str] = None, *, libc_version: bool = False) -> InterpreterFacts:
+def gather_facts(
+    python: Optional[str] = None, *, libc_version: bool = False, sites: Optional[Sequence[str]] = None
+) -> InterpreterFacts:
     """Facts about the running interpreter, or about ``python`` (a path).
 
     Another interpreter is asked by running the stdlib-only probe in it.
+    ``sites`` (the running interpreter only): the site directories the
+    caller works on, which become :attr:`InterpreterFacts.site_dirs`; the
+    probe then skips ``sysconfig`` (:func:`soabi_shim._probe.collect`).
     """
+    if sites is not None and python is not None:
+        raise UsageError("gather_facts: sites= is for the running interpreter only")
     if python is None:
-        probe: dict[str, Any] = _probe.collect()
+        probe: dict[str, Any] = _probe.collect(light=sites is not None)
         probe["local"] = True
     else:
         probe = _run_probe(python)
@@ -250,7 +258,10 @@ def gather_facts(python: Optional[str] = None, *, libc_version: bool = False) ->
     except ElfError:
         elf = None
     family, evidence, version = _detect_libc(elf, probe.get("libc_confstr"), libc_version)
-    candidates = [probe.get("purelib"), probe.get("platlib"), probe.get("user_site")]
+    if sites is not None:
+        candidates = list(sites)
+    else:
+        candidates = [probe.get("purelib"), probe.get("platlib"), probe.get("user_site")]
     site_dirs: list[str] = []
     seen: set[str] = set()
     for d in candidates:

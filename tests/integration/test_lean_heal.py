@@ -97,7 +97,7 @@ def test_heal_site_imports_nothing_heavy(tmp_path: Path) -> None:
         "report = heal_site(sys.argv[1])\n"
         "assert report is not None and not report.problems, report\n"
         "heavy = ('typing', 'dataclasses', 'subprocess', 'pluggy', 'ctypes', 'json', 're', 'csv',\n"
-        "         'importlib.metadata', 'inspect', 'contextlib', 'collections')\n"
+        "         'importlib.metadata', 'inspect', 'contextlib', 'collections', 'sysconfig')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -145,3 +145,20 @@ def test_plain_value_classes_behave_like_dataclasses() -> None:
     assert changed.libc == "musl" and changed.executable == facts.executable
     with pytest.raises(TypeError):
         facts.replace(no_such_field=1)
+
+
+def test_light_facts_agree_with_sysconfig(tmp_path: Path) -> None:
+    """The hook's facts (``sites=``, no ``sysconfig``) name the same suffix,
+    SOABI and extension suffixes as the full probe, and the given sites."""
+    import sysconfig
+
+    from soabi_shim.errors import UsageError
+
+    light = gather_facts(sites=[str(tmp_path), str(tmp_path / "missing")])
+    full = gather_facts()
+    assert light.site_dirs == (str(tmp_path),)
+    assert light.ext_suffix == sysconfig.get_config_var("EXT_SUFFIX") == full.ext_suffix
+    assert light.soabi == sysconfig.get_config_var("SOABI") == full.soabi
+    assert (light.extension_suffixes, light.libc, light.version) == (full.extension_suffixes, full.libc, full.version)
+    with pytest.raises(UsageError, match="running interpreter only"):
+        gather_facts(sys.executable, sites=[str(tmp_path)])

@@ -28,8 +28,18 @@ FLOORS: list[list[str]] = [
     ["pipeline"],  # run(): facts -> scan -> plan -> apply -> report
     # entry points, thin shells over the pipeline
     # (__init__ reaches the others only through its lazy __getattr__, which this test cannot see)
-    ["fallback", "_startup", "_start", "install", "__init__", "cli", "__main__", "integrations.__init__",
-     "integrations.pdm", "integrations.poetry"],
+    [
+        "fallback",
+        "_startup",
+        "_start",
+        "install",
+        "__init__",
+        "cli",
+        "__main__",
+        "integrations.__init__",
+        "integrations.pdm",
+        "integrations.poetry",
+    ],
 ]
 
 

@@ -253,3 +253,70 @@ def test_parse_record_csvish_text(text: str) -> None:
 @given(st.lists(row_strategy, max_size=10), st.sampled_from(["\n", "\r\n"]))
 def test_parse_record_reads_what_csv_writes(rows: list[tuple[str, str, str]], lineterminator: str) -> None:
     assert parse_record(csv_bytes(rows, lineterminator)) == rows
+
+
+def _outcome(parse: object, arg: object) -> object:
+    try:
+        return parse(arg)  # type: ignore[operator]
+    except RecordError as exc:
+        return ("RecordError", str(exc))
+
+
+def _csv_reference(text: str) -> object:
+    """parse_record as it was before the fast path: the csv reader on every RECORD."""
+    if "\0" in text:
+        return ("RecordError", "RECORD contains NUL bytes")
+    try:
+        rows = []
+        for number, row in enumerate(csv.reader(io.StringIO(text, newline="")), 1):
+            if len(row) != 3:
+                what = "a blank line" if not row else f"{len(row)} fields"
+                return ("RecordError", f"RECORD line {number} has {what}, not 3 fields")
+            if not row[0]:
+                return ("RecordError", f"RECORD line {number} has an empty path")
+            rows.append((row[0], row[1], row[2]))
+        return rows
+    except csv.Error as exc:
+        return ("RecordError", f"RECORD is not valid CSV: {exc}")
+
+
+@SETTINGS
+@given(st.text(alphabet=',"\r\nab \u00e9\x0b\x85', max_size=80))
+@example("a,b,c\r\nd,e,f\r\n")
+@example("a,b,c\n\nd,e,f\n")
+@example("a,b,c\r\n\r\n")
+@example("a,b,c\rd,e,f\n")
+@example(",b,c\n")
+@example("a,b\n")
+@example("a,b,c,d\r\n")
+@example("\n")
+@example("a\u2028b,c,d\n")
+def test_parse_record_fast_path_answers_as_the_csv_reader(text: str) -> None:
+    """The plain fast path (no quotes, LF or CRLF) gives the rows, or the
+    exact error, that the csv reader gives for the same RECORD."""
+    assert _outcome(parse_record, text.encode("utf-8")) == _csv_reference(text)
+
+
+def test_parse_record_long_line_keeps_the_csv_readers_field_limit() -> None:
+    old = csv.field_size_limit(8)
+    try:
+        data = b"short,,\nmuch-too-long/path.py,,\n"
+        assert _outcome(parse_record, data) == _csv_reference(data.decode())
+        assert "field larger than field limit" in str(_outcome(parse_record, data))
+        assert parse_record(b"exactly8,,\n") == [("exactly8", "", "")]
+    finally:
+        csv.field_size_limit(old)
+
+
+def test_parse_record_plain_records_skip_the_csv_reader(monkeypatch: object) -> None:
+    """A RECORD without quotes or lone CRs never reaches the csv reader
+    (the fast path is what keeps a healing start and ``check`` fast)."""
+    import soabi_shim.record as record
+
+    def refuse(text: str) -> object:
+        raise AssertionError("the csv reader was used")
+
+    monkeypatch.setattr(record, "_parse_csv", refuse)  # type: ignore[attr-defined]
+    assert parse_record(b"a.py,sha256=x,1\r\nb.py,,\r\n") == [("a.py", "sha256=x", "1"), ("b.py", "", "")]
+    assert parse_record(b"a.py,sha256=x,1\nb.py,,") == [("a.py", "sha256=x", "1"), ("b.py", "", "")]
+    assert parse_record(b"") == []
