@@ -258,6 +258,7 @@ def gather_facts(
     except ElfError:
         elf = None
     family, evidence, version = _detect_libc(elf, probe.get("libc_confstr"), libc_version)
+    candidates: list[Optional[str]]
     if sites is not None:
         candidates = list(sites)
     else:
