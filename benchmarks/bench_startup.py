@@ -287,15 +287,18 @@ PTH_VARIANTS = {
     "no `.pth`": None,
     "an empty `.pth`": "",
     "`import os, sys`": "import os, sys\n",
+    "the glibc test alone": "import sys;sys.thread_info.version\n",
 }
 TWO_STAGE = "its glibc test alone, the rest in `exec`"
-MARK = "import time, sys; sys.__dict__.setdefault('_bench_t', []).append(time.perf_counter_ns())\n"
+ONE_MODULE = "`import` of one module (the glibc test in it)"
+#: The in-site markers are modules, imported by plain ``import`` lines: they
+#: compile no expression, so the line measured between them is the first
+#: expression this process compiles (as it is for soabi-shim's line).
+MARKER = "import time, sys\nsys.__dict__.setdefault('_bench_t', []).append(time.perf_counter_ns())\n"
+ONE_MODULE_SOURCE = "import sys\nsys.thread_info.version\n"
 
 
-def pth_anatomy(work: Path, shim: Path, pairs: int, results: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
-    """What one ``.pth`` line costs here: venvs differing only in one ``x.pth``, round robin."""
-    with zipfile.ZipFile(shim) as z:
-        line = z.read("soabi_shim-startup.pth").decode()
+def _variants(line: str) -> dict[str, Optional[str]]:
     variants = {**PTH_VARIANTS, "soabi-shim's line": line}
     # What the glibc stop would cost if it were compiled alone: the rest of the
     # line as a string that only musl compiles (a second compile there).
@@ -303,18 +306,49 @@ def pth_anatomy(work: Path, shim: Path, pairs: int, results: dict[str, Any]) -> 
     if line.startswith(prefix):
         rest = "import os;" + line[len(prefix) :].rstrip("\n")
         variants[TWO_STAGE] = f"import sys;sys.thread_info.version or exec({rest!r})\n"
-    pythons = {}
-    for i, (label, content) in enumerate(variants.items()):
-        v = B.Venv(sys.executable, work / f"pth-{i}")
-        if content is not None:
-            (v.site / "x.pth").write_text(content)
-        pythons[label] = v
+    variants[ONE_MODULE] = "import _bench_one\n"
+    return variants
+
+
+def _anatomy_venv(base: str, root: Path, content: Optional[str], shim_site: bool) -> B.Venv:
+    v = B.Venv(base, root)
+    (v.site / "_bench_one.py").write_text(ONE_MODULE_SOURCE)
+    (v.site / "_bench_m0.py").write_text(MARKER)
+    (v.site / "_bench_m1.py").write_text(MARKER)
     env = B.clean_env()
+    B.run([v.python, "-c", "import _bench_one, _bench_m0, _bench_m1"], env)  # their .pyc
+    if content is not None:
+        (v.site / "x.pth").write_text(content)
+    if shim_site:
+        # soabi-shim's line on musl: its stamp is current, so it takes the
+        # fast path (the stamp's directory is not the site dir: its mtime stays).
+        (v.site / "soabi_shim").mkdir(exist_ok=True)
+        (v.site / "soabi_shim" / f"_ok.{os.stat(v.site).st_mtime_ns}").write_text("")
+    return v
+
+
+def pth_anatomy(
+    work: Path, shim: Path, pythons: dict[str, str], pairs: int, results: dict[str, Any]
+) -> tuple[list[list[str]], list[list[str]]]:
+    """What one ``.pth`` line costs: venvs differing only in one ``x.pth``.
+
+    On the host, whole ``python -c pass`` starts, round robin.  On every
+    interpreter in ``pythons``, the time ``site`` spends on the line's first
+    pass, between two marker modules.
+    """
+    with zipfile.ZipFile(shim) as z:
+        line = z.read("soabi_shim-startup.pth").decode()
+    variants = _variants(line)
+    env = B.clean_env()
+    host = {
+        label: _anatomy_venv(sys.executable, work / f"pth-host-{i}", content, False)
+        for i, (label, content) in enumerate(variants.items())
+    }
     times: dict[str, list[int]] = {k: [] for k in variants}
     labels = list(variants)
     for i in range(pairs + 10):
         for label in labels if i % 2 == 0 else labels[::-1]:
-            t = B.timed([pythons[label].python, "-c", "pass"], env)
+            t = B.timed([host[label].python, "-c", "pass"], env)
             if i >= 10:
                 times[label].append(t)
     rows = []
@@ -323,22 +357,30 @@ def pth_anatomy(work: Path, shim: Path, pairs: int, results: dict[str, Any]) -> 
         results[f"pth/{label}"] = {"ns": times[label], **c}
         lo, hi = c["ratio_ci95"]
         rows.append([label, B.med_iqr(c["b"]), f"{c['ratio']:.4f}", f"{lo:.4f} to {hi:.4f}"])
-    # In-process: the time site spends on the line, each of the two passes of a venv.
-    inner = []
-    for label in ("`import os, sys`", "soabi-shim's line", TWO_STAGE):
-        if label not in variants:
-            continue
-        v = pythons[label]
-        (v.site / "x.pth").write_text(MARK + str(variants[label]) + MARK)
-        firsts, seconds = [], []
-        for _ in range(100):
-            out = B.run([v.python, "-c", "import sys; t = sys._bench_t; print(t[1] - t[0], t[3] - t[2])"], env)
-            first, second = out.stdout.split()
-            firsts.append(int(first))
-            seconds.append(int(second))
-        results[f"pth-passes/{label}"] = {"first": firsts, "second": seconds}
-        inner.append([label, B.med_iqr(B.summary(firsts), B.us), B.med_iqr(B.summary(seconds), B.us)])
-    return rows, inner
+    # In site: the first pass over the line, between the markers, per interpreter.
+    inner_labels = [k for k in labels if k != "no `.pth`"]
+    inner: dict[str, dict[str, list[int]]] = {}
+    for n, (name, base) in enumerate(pythons.items()):
+        venvs = {}
+        for i, label in enumerate(inner_labels):
+            content = f"import _bench_m0\n{variants[label]}import _bench_m1\n"
+            venvs[label] = _anatomy_venv(base, work / f"pth-{n}-{i}", content, True)
+        got: dict[str, list[int]] = {k: [] for k in inner_labels}
+        probe = "import sys; t = sys._bench_t; print(t[1] - t[0])"
+        for i in range(min(pairs, 200)):
+            for label in inner_labels if i % 2 == 0 else inner_labels[::-1]:
+                got[label].append(int(B.run([venvs[label].python, "-c", probe], env).stdout))
+        inner[name] = got
+        results[f"pth-first-pass/{name}"] = got
+    table = []
+    for label in inner_labels:
+        cells = [label]
+        for name in pythons:
+            base_med = B.summary(inner[name]["an empty `.pth`"])["median"]
+            med = B.summary(inner[name][label])["median"]
+            cells.append(f"{med / 1000:.0f} (+{(med - base_med) / 1000:.0f})")
+        table.append(cells)
+    return rows, table
 
 
 def main() -> int:
@@ -417,11 +459,16 @@ def main() -> int:
             ]
             print(B.table(headers, rows))
         if "d" in parts:
-            rows, inner = pth_anatomy(work, shim, pairs, results)
+            pythons = {"glibc (host)": sys.executable}
+            pythons.update({flavour: str(exe) for flavour, exe in musl.items() if exe is not None})
+            rows, inner = pth_anatomy(work, shim, pythons, pairs, results)
             print(f"\n## (d) What a `.pth` line costs (host venvs differing only in one `x.pth`, {pairs} rounds)\n")
             print(B.table(["`x.pth` holds", "`python -c pass` (ms)", "ratio to no `.pth`", "95% interval"], rows))
-            print("\nTime site spends on the line (µs), between marker lines; a venv's `.pth` files are read twice:\n")
-            print(B.table(["`x.pth` holds", "first pass (µs)", "second pass (µs)"], inner))
+            print(
+                "\nTime `site` spends from the line before to the line after (two marker modules), first pass, "
+                "µs, median (+ above an empty `.pth`, i.e. the marker import alone); on musl the stamp is current:\n"
+            )
+            print(B.table(["`x.pth` holds", *pythons], inner))
     finally:
         B.finish(info, work, keep=args.keep)
     B.write_json(args.json, data)

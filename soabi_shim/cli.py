@@ -33,7 +33,35 @@ DEPENDENCIES = {"pluggy": "pluggy", "packaging": "packaging", "installer": "inst
 HELP_HINT = "see 'soabi-shim --help' (or 'soabi-shim COMMAND --help')"
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, told the terminal width as
+    ``shutil.get_terminal_size`` finds it, so that ``shutil`` (with ``bz2``
+    and ``lzma``, 5 ms) is not imported: argparse makes a formatter for
+    every ``add_argument``, to check its metavar."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=terminal_columns() - 2)
+
+
+def terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``: ``COLUMNS``, else the terminal's, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):  # no stdout (None), not a terminal
+            columns = 0
+    return columns or 80
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> Any:  # argparse's own exit is 2 as well
         raise UsageError(f"{message}; {HELP_HINT}")
 

@@ -272,3 +272,36 @@ def test_quiet_prints_only_problems() -> None:
     a = Alias("demo", "1.0", "/s/demo/_x.so", "/s/demo/_y.so", "would-create")
     text = cli.format_report(_report("check", [a], [Problem("/s/x.so", "no")]), quiet=True)
     assert text == "problem: /s/x.so: no"
+
+
+@pytest.mark.parametrize("columns", [None, "100", "0", "-5", "wide", "37"])
+def test_terminal_columns_as_shutil_finds_them(monkeypatch: pytest.MonkeyPatch, columns: str | None) -> None:
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert cli.terminal_columns() == shutil.get_terminal_size().columns
+
+
+def test_help_wraps_at_the_terminal_width(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for width in (50, 140):
+        monkeypatch.setenv("COLUMNS", str(width))
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["check", "--help"])
+        lines = capsys.readouterr().out.splitlines()
+        assert max(map(len, lines)) <= width - 2
+        assert max(map(len, lines)) > width - 20  # the long help lines fill it
+
+
+def test_a_command_does_not_import_shutil(tmp_path: Path) -> None:
+    """argparse imports ``shutil`` (with ``bz2`` and ``lzma``) for the
+    terminal width unless its formatter is told the width."""
+    code = (
+        "import sys\n"
+        "from soabi_shim.cli import main\n"
+        f"main(['check', '-q', {str(tmp_path)!r}])\n"
+        "print('shutil' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert (out.stdout, out.stderr) == ("False\n", "")
