@@ -76,11 +76,14 @@ class Candidate(Frozen):
         name = rel.rpartition("/")[2]
         alias_name = name[: len(name) - len(foreign_suffix)] + alias_suffix
         alias_rel = rel[: len(rel) - len(name)] + alias_name
-        put(self, "path", os.path.join(site, rel))  # rel never escapes (see escapes())
+        # os.path.join(site, rel) for a relative rel, without its cost
+        # (rel never escapes: see escapes()).
+        head = site if site.endswith("/") else site + "/"
+        put(self, "path", head + rel)
         put(self, "name", name)
         put(self, "alias_name", alias_name)
         put(self, "alias_rel", alias_rel)
-        put(self, "alias_path", os.path.join(site, alias_rel))
+        put(self, "alias_path", head + alias_rel)
 
     @property
     def link_target(self) -> str:
@@ -251,7 +254,9 @@ def _read_distribution(fs: SiteDir, entry: str, problems: list[tuple[str, str]])
 def _candidates(site: str, dist: Distribution, twin_map: dict[str, str], owned: set[str], result: SiteScan) -> None:
     for rel, _hash, _size in dist.rows:
         owned.add(rel)
-        foreign = candidate_suffix(rel.rsplit("/", 1)[-1], twin_map)
+        if not rel.endswith(".so"):  # most rows: no call
+            continue
+        foreign = candidate_suffix(rel.rpartition("/")[2], twin_map)
         if foreign is None:
             continue
         if escapes(rel):

@@ -53,6 +53,35 @@ _MAX_SYMLINKS = 40  # as the kernel's path walk
 _CACHE = 64  # directory descriptors kept open per SiteDir
 
 
+def _walk(fd: int, head: str, suffix: str, skip_dirs: tuple[str, ...]) -> Iterator[str]:
+    files: list[str] = []
+    dirs: list[str] = []
+    with os.scandir(fd) as it:
+        for entry in it:
+            try:
+                is_dir = entry.is_dir()  # a symlink to a directory is one, and is not entered
+            except OSError:  # a symlink loop is a file; anything else that fails went away
+                is_dir = False
+                if not entry.is_symlink():
+                    continue
+            if is_dir:
+                if not entry.name.endswith(skip_dirs):
+                    dirs.append(entry.name)
+            elif entry.name.endswith(suffix):
+                files.append(entry.name)
+    for name in sorted(files):
+        yield head + name
+    for name in sorted(dirs):
+        try:  # O_NOFOLLOW: never into a symlink; O_DIRECTORY: still a directory
+            sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+        except OSError:
+            continue
+        try:
+            yield from _walk(sub, head + name + "/", suffix, skip_dirs)
+        finally:
+            os.close(sub)
+
+
 def split(rel: str) -> tuple[str, str]:
     """``"a/b/c.so"`` -> ``("a/b", "c.so")``; ``"c.so"`` -> ``("", "c.so")``."""
     head, _, name = rel.rpartition("/")
@@ -228,13 +257,9 @@ class SiteDir:
     def walk(self, suffix: str, skip_dirs: tuple[str, ...] = ()) -> Iterator[str]:
         """Every non-directory whose name ends with ``suffix``, as a relative
         path, sorted; directories named in or ending with ``skip_dirs`` are
-        not entered, nor any directory symlink."""
-        for top, dirs, files, _fd in os.fwalk(".", dir_fd=self.fd, follow_symlinks=False):
-            dirs[:] = sorted(d for d in dirs if not d.endswith(skip_dirs))
-            head = "" if top == "." else top[2:] + "/"
-            for name in sorted(files):
-                if name.endswith(suffix):
-                    yield head + name
+        not entered, nor any directory symlink (what ``os.fwalk`` with
+        ``follow_symlinks=False`` walks, at a third of its system calls)."""
+        return _walk(self.fd, "", suffix, skip_dirs)
 
     # -- files ----------------------------------------------------------
 

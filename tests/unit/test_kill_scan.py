@@ -214,3 +214,12 @@ def test_scan_skips_a_dist_info_symlinked_out_of_the_site(tmp_path: Path) -> Non
     assert path == str(site / "evil-1.0.dist-info")
     assert reason.endswith("; distribution skipped")
     assert not reason.startswith(("None", ";"))
+
+
+@pytest.mark.parametrize("site", ["/", "/site", "/site/", "relative/site", "/a/b/c"])
+@pytest.mark.parametrize("rel", ["x.cpython-311-x86_64-linux-musl.so", "pkg/sub/x.cpython-311-x86_64-linux-musl.so"])
+def test_candidate_paths_are_os_path_join(site: str, rel: str) -> None:
+    c = Candidate(site, rel, "d", "1", None, ".cpython-311-x86_64-linux-gnu.so", ".cpython-311-x86_64-linux-musl.so")
+    assert c.path == os.path.join(site, rel)
+    assert c.alias_path == os.path.join(site, c.alias_rel)
+    assert c.alias_rel == rel.replace("-musl.so", "-gnu.so")

@@ -501,3 +501,63 @@ def test_cache_keeps_64_directories_least_recently_used_out(site: Path) -> None:
         with pytest.raises(FileNotFoundError):
             fs.listdir("d0")
         assert fs.listdir("moved0") == ["f0"]
+
+
+def _fwalk_reference(fd: int, suffix: str, skip_dirs: tuple[str, ...]) -> list[str]:
+    """What walk gave when it was os.fwalk (follow_symlinks=False)."""
+    out = []
+    for top, dirs, files, _fd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.endswith(skip_dirs))
+        head = "" if top == "." else top[2:] + "/"
+        out.extend(head + name for name in sorted(files) if name.endswith(suffix))
+    return out
+
+
+def test_walk_answers_as_fwalk_did(site: Path, tmp_path: Path) -> None:
+    """Files in sorted order, a directory's own files before its
+    subdirectories'; symlinks to files listed, symlinks to directories
+    (inside or out) never entered, dangling symlinks listed, skipped
+    directories (by name or suffix) not entered, FIFOs listed."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.so").write_bytes(b"x")
+    for rel in ("b.so", "a.so", "a.txt", "z/y.so", "z/x/deep.so", "m/n.so", "p-1.dist-info/r.so",
+                "__pycache__/c.so", "pkg/__pycache__/c.so", "pkg/m.so", "pkg.so/inner.so"):  # fmt: skip
+        path = site / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    os.symlink("z", site / "link-to-dir.so")
+    os.symlink("z", site / "linkdir")
+    os.symlink(str(outside), site / "out")
+    os.symlink("a.so", site / "link-to-file.so")
+    os.symlink("missing", site / "dangling.so")
+    os.symlink("loop.so", site / "loop.so")  # is_dir() raises ELOOP
+    os.mkfifo(site / "pkg" / "fifo.so")
+    with SiteDir(str(site)) as fs:
+        fds = len(os.listdir("/proc/self/fd"))
+        for suffix, skip in ((".so", (".dist-info", "__pycache__")), (".so", ()), ("", ("z",)), (".txt", ())):
+            got = list(fs.walk(suffix, skip))
+            assert got == _fwalk_reference(fs.fd, suffix, skip)
+        assert list(fs.walk(".so", (".dist-info", "__pycache__"))) == [
+            "a.so", "b.so", "dangling.so", "link-to-file.so", "loop.so",
+            "m/n.so", "pkg/fifo.so", "pkg/m.so", "pkg.so/inner.so", "z/y.so", "z/x/deep.so",
+        ]  # fmt: skip
+        assert list(fs.walk(".so")) == list(fs.walk(".so"))  # the site's descriptor is left rewound
+        assert len(os.listdir("/proc/self/fd")) == fds  # every directory it opened is closed
+
+
+def test_walk_skips_a_directory_that_went_away(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (site / "a").mkdir()
+    (site / "a" / "x.so").write_bytes(b"")
+    (site / "b").mkdir()
+    (site / "b" / "y.so").write_bytes(b"")
+    real_open = os.open
+
+    def racing_open(name: str, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if name == "a":
+            raise FileNotFoundError(2, "gone")
+        return real_open(name, flags, mode, dir_fd=dir_fd)
+
+    with SiteDir(str(site)) as fs:
+        monkeypatch.setattr(os, "open", racing_open)
+        assert list(fs.walk(".so")) == ["b/y.so"]
