@@ -241,6 +241,39 @@ def test_heal_site_heals_and_stamps(healable: Path) -> None:
     assert _startup.stamp_state(str(healable)) == "ok"
 
 
+def test_heal_site_runs_the_pipeline_on_its_site_with_light_facts(
+    healable: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One site, its own plugins, and facts gathered for that site only
+    (no ``sysconfig``: ``site_dirs`` is the site itself)."""
+    from soabi_shim import facts, pipeline, plugins
+
+    seen: dict[str, object] = {}
+    real_run, real_facts, real_host = pipeline.run, facts.gather_facts, plugins.get_plugin_host
+
+    def gather(*args: object, **kwargs: object) -> object:
+        seen["facts_kwargs"] = kwargs
+        return real_facts(*args, **kwargs)  # type: ignore[arg-type]
+
+    def host(*args: object, **kwargs: object) -> object:
+        seen["host_kwargs"] = kwargs
+        return real_host(*args, **kwargs)  # type: ignore[arg-type]
+
+    def run(command: str, paths: object = None, **kwargs: object) -> object:
+        seen["command"], seen["paths"], seen["facts"] = command, paths, kwargs.get("facts")
+        return real_run(command, paths, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(facts, "gather_facts", gather)
+    monkeypatch.setattr(plugins, "get_plugin_host", host)
+    monkeypatch.setattr(pipeline, "run", run)
+    report = _startup.heal_site(str(healable))
+    assert report is not None and report.problems == []
+    assert (seen["command"], seen["paths"]) == ("heal", [str(healable)])
+    assert seen["facts_kwargs"] == {"sites": [str(healable)]}
+    assert seen["host_kwargs"] == {"sites": [str(healable)]}
+    assert seen["facts"].site_dirs == (str(healable),)  # type: ignore[attr-defined]
+
+
 def test_heal_start_heals_without_fallback(healable: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     monkeypatch.setattr(_startup, "install_fallback", lambda: calls.append(1) or True)
