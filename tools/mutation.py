@@ -79,6 +79,7 @@ TESTS = [
     # They assert which modules a run imports; mutmut's trampolines import more.
     "--deselect=tests/integration/test_lean_heal.py::test_heal_site_imports_nothing_heavy",
     "--deselect=tests/integration/test_plugins.py::test_cli_without_plugins_imports_neither_pluggy_nor_metadata",
+    "--deselect=tests/integration/test_cli.py::test_a_command_does_not_import_shutil",
     # It greps the sources for SOABI_SHIM_* names; mutmut's copies of a
     # hook-name string in upper case (the hook soabi_shim_twin_suffixes, upper-cased) look like one.
     "--deselect=tests/integration/test_recipes.py::test_every_environment_variable_is_in_the_cli_reference",
@@ -209,6 +210,9 @@ def resume(work: Path, modules: list[str], jobs: int) -> dict[str, dict[str, int
     Adding tests cannot revive a killed mutant, so the kills of the earlier
     run stand as long as the module is unchanged (checked here): the tests of
     this checkout are copied in, and mutmut re-runs the survivors with them.
+    The package's other modules are copied in too (the new tests may use
+    them); the ones that changed since the run are named, because a change
+    there could in principle revive a kill: run afresh for a strict score.
     """
     for m in modules:
         kept = work / m
@@ -216,6 +220,18 @@ def resume(work: Path, modules: list[str], jobs: int) -> dict[str, dict[str, int
             raise SystemExit(f"mutation: {m} changed since the run in {work}: run it afresh (--keep)")
     shutil.rmtree(work / "tests")
     shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    changed = []
+    for rel in _tracked_files():
+        source = ROOT / rel
+        if not rel.startswith("soabi_shim/") or rel in modules or not source.is_file():
+            continue
+        if not (work / rel).is_file() or _sha(work / rel) != _sha(source):
+            changed.append(rel)
+        for target in (work / rel, work / "mutants" / rel):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    if changed:
+        print(f"mutation: changed since the run, copied in: {', '.join(changed)}", flush=True)
     names = _survivors(work, modules)
     if names:
         _mutmut_run(work, jobs, names)
