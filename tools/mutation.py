@@ -167,11 +167,17 @@ def run(modules: list[str], jobs: int, keep: Path | None = None) -> dict[str, di
 
 def _run_in(work: Path, modules: list[str], jobs: int) -> dict[str, dict[str, int]]:
     _copy_checkout(work)
-    package_files = sorted(str(p.relative_to(work)) for p in (work / "soabi_shim").rglob("*.py"))
-    with open(work / "pyproject.toml", "a", encoding="utf-8") as f:
-        f.write(_config(modules, package_files))
+    _write_config(work, modules)
     _mutmut_run(work, jobs)
     return _results(work)
+
+
+def _write_config(work: Path, modules: list[str]) -> None:
+    """This checkout's ``pyproject.toml`` with mutmut's section for ``modules``."""
+    package_files = sorted(str(p.relative_to(work)) for p in (work / "soabi_shim").rglob("*.py"))
+    shutil.copy2(ROOT / "pyproject.toml", work / "pyproject.toml")
+    with open(work / "pyproject.toml", "a", encoding="utf-8") as f:
+        f.write(_config(modules, package_files))
 
 
 def _mutmut_run(work: Path, jobs: int, names: Iterable[str] = ()) -> None:
@@ -232,6 +238,7 @@ def resume(work: Path, modules: list[str], jobs: int) -> dict[str, dict[str, int
             shutil.copy2(source, target)
     if changed:
         print(f"mutation: changed since the run, copied in: {', '.join(changed)}", flush=True)
+    _write_config(work, modules)  # the current test selection
     names = _survivors(work, modules)
     if names:
         _mutmut_run(work, jobs, names)
