@@ -240,9 +240,27 @@ def resume(work: Path, modules: list[str], jobs: int) -> dict[str, dict[str, int
         print(f"mutation: changed since the run, copied in: {', '.join(changed)}", flush=True)
     _write_config(work, modules)  # the current test selection
     names = _survivors(work, modules)
+    before = {m: _codes(work, m) for m in modules}
     if names:
         _mutmut_run(work, jobs, names)
+    # mutmut re-generates a module's mutants (and forgets their results) when
+    # its configuration or the package changed: the earlier judgments of the
+    # mutants not re-run are put back (the module itself is unchanged).
+    rerun = set(names)
+    for m in modules:
+        meta = work / "mutants" / f"{m}.meta"
+        data = json.loads(meta.read_text())
+        codes = data["exit_code_by_key"]
+        for name, code in before[m].items():
+            if name not in rerun and codes.get(name) is None and code is not None:
+                codes[name] = code
+        meta.write_text(json.dumps(data))
     return _results(work)
+
+
+def _codes(work: Path, module: str) -> dict[str, int | None]:
+    codes: dict[str, int | None] = json.loads((work / "mutants" / f"{module}.meta").read_text())["exit_code_by_key"]
+    return codes
 
 
 def _table(recorded: dict[str, dict[str, object]]) -> str:
@@ -311,9 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             print("mutation: no gated module changed since the recorded scores")
             return 0
     print(f"mutation: mutmut over {', '.join(modules)}", flush=True)
-    results = (
-        resume(args.resume, modules, args.jobs) if args.resume is not None else run(modules, args.jobs, args.keep)
-    )
+    results = resume(args.resume, modules, args.jobs) if args.resume is not None else run(modules, args.jobs, args.keep)
     failed = False
     for m in modules:
         dotted = m.removesuffix(".py").replace("/", ".")
