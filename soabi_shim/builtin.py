@@ -75,8 +75,18 @@ def real_dir(path: str) -> str:
 
 
 def resolves_inside(path: str, site: str) -> bool:
-    """True if the real path of the directory ``path`` is ``site``'s real path or below it."""
+    """True if the real path of the directory ``path`` is ``site``'s real path or below it.
+
+    A real path that starts with ``site`` itself needs no second look: the
+    kernel resolved every one of its components to a directory, so ``site``
+    (absolute, normalised, as the pipeline gives it) named a real directory
+    at that moment and ``path`` was in it.  Only otherwise (a site reached
+    through a symlink, or a path outside) is ``site`` resolved as well: for
+    3,000 candidates in one site, 9,000 system calls fewer.
+    """
     real = real_dir(path)
+    if real == site or real.startswith(site + os.sep):
+        return True
     root = real_dir(site)
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 

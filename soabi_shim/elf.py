@@ -189,23 +189,47 @@ _WHOLE_TABLE = 1 << 20
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
 
 
-class _Reader:
-    """Bounded positional reads from one open file; counts what it read."""
+#: The first bytes of a file are read once, by the first read that falls
+#: inside them, and later reads inside them are served from memory: the ELF
+#: header, the program headers and (in all but large extensions) the
+#: string table and version needs, so a small extension costs one ``pread``
+#: instead of seven.
+HEAD = 1 << 14
 
-    __slots__ = ("bytes_read", "fd", "reads", "size")
+
+class _Reader:
+    """Bounded positional reads from one open file.
+
+    ``reads`` and ``bytes_read`` count what the parser asked for, however
+    many system calls served it (``preads`` counts those).
+    """
+
+    __slots__ = ("bytes_read", "fd", "head", "preads", "reads", "size")
 
     def __init__(self, fd: int, size: int) -> None:
         self.fd = fd
         self.size = size
         self.reads = 0
         self.bytes_read = 0
+        self.preads = 0
+        self.head: Optional[bytes] = None
 
     def read(self, offset: int, length: int) -> bytes:
-        if offset < 0 or length < 0 or offset + length > self.size:
+        end = offset + length
+        if offset < 0 or length < 0 or end > self.size:
             raise ElfError("truncated ELF file")
         self.reads += 1
         self.bytes_read += length
-        data = os.pread(self.fd, length, offset) if length else b""
+        if end <= HEAD:
+            if self.head is None:
+                self.preads += 1
+                self.head = os.pread(self.fd, min(self.size, HEAD), 0)
+            data = self.head[offset:end]
+        elif length:
+            self.preads += 1
+            data = os.pread(self.fd, length, offset)
+        else:
+            data = b""
         if len(data) != length:  # the file shrank under us
             raise ElfError("truncated ELF file")
         return data

@@ -356,6 +356,78 @@ def test_reader_bounds_and_counters(tmp_path: Path) -> None:
         os.close(fd)
 
 
+def test_reader_serves_the_head_from_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    head = elf.HEAD
+    data = bytes(i % 251 for i in range(head + 100))
+    path = write(tmp_path, data)
+    calls: list[tuple[int, int]] = []
+    pread = os.pread
+
+    def counting(fd: int, length: int, offset: int) -> bytes:
+        calls.append((length, offset))
+        return pread(fd, length, offset)
+
+    monkeypatch.setattr(os, "pread", counting)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        r = elf._Reader(fd, len(data))
+        assert r.read(0, 16) == data[:16]
+        assert calls == [(head, 0)]  # the whole head, once
+        assert r.read(64, 56) == data[64:120]
+        assert r.read(head - 8, 8) == data[head - 8 : head]  # ends exactly at the head's end
+        assert r.read(head, 0) == b""
+        assert calls == [(head, 0)]
+        assert r.read(head - 8, 9) == data[head - 8 : head + 1]  # one byte past it: read itself
+        assert r.read(head + 90, 10) == data[head + 90 :]
+        assert r.read(head + 100, 0) == b""  # nothing to read: no call
+        assert calls == [(head, 0), (9, head - 8), (10, head + 90)]
+        assert (r.reads, r.bytes_read, r.preads) == (7, 16 + 56 + 8 + 9 + 10, 3)
+        small = elf._Reader(fd, 100)  # a file smaller than the head is read whole
+        calls.clear()
+        assert small.read(96, 4) == data[96:100]
+        assert small.read(0, 4) == data[:4]
+        assert calls == [(100, 0)] and small.preads == 1
+        late = elf._Reader(fd, len(data))  # a first read past the head reads no head
+        calls.clear()
+        assert late.read(head + 1, 4) == data[head + 1 : head + 5]
+        assert calls == [(4, head + 1)] and late.head is None
+    finally:
+        os.close(fd)
+
+
+def test_reader_head_of_a_file_that_shrank(tmp_path: Path) -> None:
+    path = write(tmp_path, bytes(range(100)))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        r = elf._Reader(fd, 1000)  # recorded larger than it now is
+        assert r.read(0, 100) == bytes(range(100))  # what is there is served
+        for offset, length in [(96, 8), (100, 1), (500, 10)]:
+            with pytest.raises(ElfError) as exc:
+                r.read(offset, length)
+            assert str(exc.value) == "truncated ELF file"
+        assert r.read(500, 0) == b""
+    finally:
+        os.close(fd)
+
+
+def test_a_small_extension_costs_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    names = [b"libc.musl-x86_64.so.1"]
+    strtab = b"\0" + b"\0".join(names) + b"\0"
+    data = custom_elf(strtab, [1])
+    assert len(data) <= elf.HEAD
+    path = write(tmp_path, data)
+    calls: list[int] = []
+    pread = os.pread
+
+    def counting(fd: int, length: int, offset: int) -> bytes:
+        calls.append(offset)
+        return pread(fd, length, offset)
+
+    monkeypatch.setattr(os, "pread", counting)
+    assert read_elf(path).needed == ("libc.musl-x86_64.so.1",)
+    assert calls == [0]
+
+
 # --------------------------------------------------------------------------
 # The ELF header: short files, class and byte order, header-only files
 # --------------------------------------------------------------------------

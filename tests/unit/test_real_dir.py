@@ -60,3 +60,35 @@ def test_resolves_inside(tmp_path: Path) -> None:
     assert not builtin.resolves_inside(str(tree["a link out"]), site)
     assert not builtin.resolves_inside(str(tmp_path / "real" / "site-packages-old"), site)  # a prefix, not a parent
     assert not builtin.resolves_inside(str(tmp_path / "real"), site)
+
+
+def test_resolves_inside_a_real_site_resolves_only_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A site named by its real path is not resolved again for each path
+    inside it; a path outside, or a site reached through a link, still is."""
+    tree = _tree(tmp_path)
+    real_site = os.path.realpath(tmp_path / "real" / "site-packages")
+    linked_site = str(tmp_path / "link" / "site-packages")
+    (tmp_path / "real" / "site-packages-old").mkdir()
+    asked: list[str] = []
+    real_dir = builtin.real_dir
+
+    def counting(path: str) -> str:
+        asked.append(path)
+        return real_dir(path)
+
+    monkeypatch.setattr(builtin, "real_dir", counting)
+    cases = [
+        (str(tree["plain"]), real_site, True, 1),
+        (str(tree["via a linked parent"]), real_site, True, 1),
+        (real_site, real_site, True, 1),
+        (str(tree["plain"]), linked_site, True, 2),  # the site's own path is not real: resolved too
+        (linked_site, linked_site, True, 2),
+        (str(tree["a link out"]), real_site, False, 2),
+        (str(tmp_path / "real" / "site-packages-old"), real_site, False, 2),  # a prefix, not a parent
+        (str(tmp_path / "real"), real_site, False, 2),
+        (str(tree["plain"]), real_site + "/", True, 2),  # not normalised: the slow way, same answer
+    ]
+    for path, site, inside, calls in cases:
+        asked.clear()
+        assert builtin.resolves_inside(path, site) is inside, (path, site)
+        assert len(asked) == calls, (path, site, asked)
