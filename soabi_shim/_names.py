@@ -13,8 +13,6 @@ FALLBACK_ONLY_ENV = "SOABI_SHIM_FALLBACK_ONLY"
 ENTRY_POINT_GROUP = "soabi_shim"
 #: The package directory (inside a site directory) that holds the stamp.
 PACKAGE_DIR = "soabi_shim"
-#: The ``sys.modules`` marker that stops a venv's second ``.pth`` pass.
-PTH_SEEN_MARK = "soabi_shim._pth_seen"
 #: The start-up hook's files at the site directory's top level.
 PTH_NAME = "soabi_shim-startup.pth"
 START_NAME = "soabi_shim-startup.start"

@@ -10,9 +10,42 @@ import sys
 
 #: Marks the probe's answer: any other output is not an interpreter's facts.
 PROBE_ID = "soabi-shim-probe-1"
-#: ``soabi_shim._names.PTH_SEEN_MARK``, repeated here because this file must
-#: import nothing from soabi-shim (a test checks that the two agree).
-PTH_SEEN_MARK = "soabi_shim._pth_seen"
+#: ``soabi_shim._names``' ``PTH_NAME``, ``PACKAGE_DIR`` and ``STAMP_OK``,
+#: repeated here because this file must import nothing from soabi-shim (a
+#: test checks that they agree).
+PTH_NAME = "soabi_shim-startup.pth"
+PACKAGE_DIR = "soabi_shim"
+STAMP_OK = "_ok."
+
+
+def _is_musl() -> bool:
+    """The start-up line's own libc test (see ``soabi_shim._start.is_musl``)."""
+    return sys.platform == "linux" and not sys.thread_info.version
+
+
+def _hook_ran(site_dirs: "list[str]") -> bool:
+    """The start-up line ran past its glibc test in this process.
+
+    The line leaves no mark when it stops at a current stamp (that is what
+    keeps it cheap), so this reads its effects: its slow path saw a site
+    directory (``soabi_shim._start``) or installed the fallback; or, on musl
+    with ``site`` enabled, one of this process's site directories holds the
+    ``.pth`` file and a current stamp, which only the line tests (a stale
+    stamp sends it down the slow path).
+    """
+    start = sys.modules.get("soabi_shim._start")
+    if getattr(start, "SEEN", None) or getattr(sys.modules.get("soabi_shim.fallback"), "INSTALLED", False):
+        return True
+    if not _is_musl() or sys.flags.no_site:
+        return False
+    for d in site_dirs:
+        try:
+            stamp = os.path.join(d, PACKAGE_DIR, STAMP_OK + str(os.stat(d).st_mtime_ns))
+        except OSError:
+            continue
+        if os.path.exists(os.path.join(d, PTH_NAME)) and os.path.exists(stamp):
+            return True
+    return False
 
 
 def _extension_suffixes() -> "list[str]":
@@ -60,8 +93,8 @@ def collect(light: bool = False) -> "dict[str, object]":
         soabi = sysconfig.get_config_var("SOABI")
         paths = sysconfig.get_paths()
         gil_disabled = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
-    startup = sys.modules.get("soabi_shim._startup")
-    fallback = bool(getattr(startup, "FALLBACK_INSTALLED", False))
+    fallback = bool(getattr(sys.modules.get("soabi_shim.fallback"), "INSTALLED", False))
+    user_site = site.getusersitepackages() if user_enabled else None
     return {
         "probe": PROBE_ID,
         "implementation": sys.implementation.name,
@@ -76,13 +109,13 @@ def collect(light: bool = False) -> "dict[str, object]":
         "purelib": paths.get("purelib"),
         "platlib": paths.get("platlib"),
         "site_packages": site_packages,
-        "user_site": site.getusersitepackages() if user_enabled else None,
+        "user_site": user_site,
         "prefix": sys.prefix,
         "base_prefix": getattr(sys, "base_prefix", sys.prefix),
         "gil_disabled": gil_disabled,
-        # The hook ran past its glibc test in this process: the .pth line sets
-        # the marker (musl only); importing soabi_shim._startup does not.
-        "startup_hook_loaded": PTH_SEEN_MARK in sys.modules or fallback,
+        # The hook ran past its glibc test in this process (musl only);
+        # importing soabi-shim's modules does not count.
+        "startup_hook_loaded": _hook_ran([*site_packages, *([user_site] if user_site else [])]),
         "fallback_installed": fallback,
     }
 

@@ -66,6 +66,9 @@ def test_pip_install_returns_healed(
     nxt = venv.run(SOABI)
     assert (nxt.stdout, nxt.stderr) == ("[]\n", "")
     assert os.stat(venv.site).st_mtime_ns == mtime and records(venv.site) == before
+    # doctor sees that the line ran, though it left no trace.
+    probe = venv.run("from soabi_shim import _probe; print(_probe.collect()['startup_hook_loaded'])")
+    assert (probe.stdout, probe.stderr) == ("True\n", "")
     # Uninstall leaves nothing of ours.
     venv.pip("uninstall", "-y", "markupsafe", "pyyaml", "msgpack", "rpds-py", "ujson", "soabi-shim")
     assert aliases_in(venv.site) == []

@@ -208,19 +208,118 @@ def test_loaded_is_false_when_only_the_module_was_imported() -> None:
     assert json.loads(proc.stdout)["startup_hook_loaded"] is False
 
 
-def test_loaded_is_true_when_the_hook_line_ran(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, _names.PTH_SEEN_MARK, None)  # what the .pth line sets when it runs
+def _hook_site(tmp_path: Path, pth: bool, stamp: str) -> Path:
+    """A site directory as the hook leaves it: its ``.pth`` file and a stamp."""
+    site = tmp_path / "site-packages"
+    (site / _names.PACKAGE_DIR).mkdir(parents=True)
+    if pth:
+        (site / _names.PTH_NAME).write_text("import os\n")
+    mtime = os.stat(site).st_mtime_ns
+    if stamp == "current":
+        (site / _names.PACKAGE_DIR / _names.stamp_name(mtime)).touch()
+    elif stamp == "stale":
+        (site / _names.PACKAGE_DIR / _names.stamp_name(mtime - 1)).touch()
+    os.utime(site, ns=(mtime, mtime))  # as the heal leaves it
+    return site
+
+
+@pytest.fixture
+def no_hook_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process as if the hook's slow path never ran in it."""
+    for name in ("soabi_shim._start", "soabi_shim.fallback"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("musl", "pth", "stamp", "where", "loaded"),
+    [
+        (True, True, "current", "site", True),  # the line took its fast path
+        (True, True, "current", "user", True),
+        (True, True, "stale", "site", False),  # it would have gone down the slow path
+        (True, True, "none", "site", False),
+        (True, False, "current", "site", False),  # no line to run
+        (False, True, "current", "site", False),  # glibc: it stops at its first test
+        (True, True, "current", "elsewhere", False),  # not a site directory of this process
+    ],
+)
+def test_loaded_when_the_line_took_its_fast_path(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_hook_modules: None,
+    musl: bool,
+    pth: bool,
+    stamp: str,
+    where: str,
+    loaded: bool,
+) -> None:
+    import site as site_module
+
+    site = _hook_site(tmp_path, pth, stamp)
+    monkeypatch.setattr(_probe, "_is_musl", lambda: musl)
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.setattr(
+        site_module, "getsitepackages", lambda: [str(tmp_path / "gone"), str(site if where == "site" else other)]
+    )
+    monkeypatch.setattr(site_module, "ENABLE_USER_SITE", where == "user")
+    monkeypatch.setattr(site_module, "getusersitepackages", lambda: str(site))
+    assert _probe.collect()["startup_hook_loaded"] is loaded
+    assert gather_facts().startup_hook["loaded"] is loaded
+
+
+@pytest.mark.parametrize("no_site", [False, True])
+def test_loaded_is_false_under_dash_s(tmp_path: Path, no_site: bool) -> None:
+    """``python -S`` reads no ``.pth`` file, so a current stamp is not the line's doing."""
+    site = _hook_site(tmp_path, True, "current")
+    code = (
+        "import site, sys\n"
+        "from soabi_shim import _probe\n"
+        "_probe._is_musl = lambda: True\n"
+        f"site.getsitepackages = lambda: [{str(site)!r}]\n"
+        "print(_probe.collect()['startup_hook_loaded'])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    flags = ["-S"] if no_site else []
+    proc = subprocess.run([sys.executable, *flags, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert proc.stdout == f"{not no_site}\n"
+
+
+def test_loaded_and_fallback_when_the_slow_path_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_hook_modules: None
+) -> None:
+    import types
+
+    monkeypatch.setattr(_probe, "_is_musl", lambda: False)  # no fast path to find
+    probe = _probe.collect()
+    assert (probe["startup_hook_loaded"], probe["fallback_installed"]) == (False, False)
+    start = types.ModuleType("soabi_shim._start")
+    start.SEEN = set()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "soabi_shim._start", start)
+    assert _probe.collect()["startup_hook_loaded"] is False  # imported, but it saw no site (disabled)
+    start.SEEN = {str(tmp_path)}  # type: ignore[attr-defined]
     assert _probe.collect()["startup_hook_loaded"] is True
-    assert gather_facts().startup_hook["loaded"] is True
+    monkeypatch.delitem(sys.modules, "soabi_shim._start")
+    fallback = types.ModuleType("soabi_shim.fallback")
+    fallback.INSTALLED = False  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "soabi_shim.fallback", fallback)
+    assert _probe.collect()["fallback_installed"] is False
+    fallback.INSTALLED = True  # type: ignore[attr-defined]
+    probe = _probe.collect()
+    assert (probe["startup_hook_loaded"], probe["fallback_installed"]) == (True, True)
 
 
-def test_probe_marker_is_the_hooks() -> None:
-    assert _probe.PTH_SEEN_MARK == _names.PTH_SEEN_MARK
+def test_probe_names_are_the_hooks() -> None:
+    assert (_probe.PTH_NAME, _probe.PACKAGE_DIR) == (_names.PTH_NAME, _names.PACKAGE_DIR)
+    assert _names.stamp_name(123) == _probe.STAMP_OK + "123"
+    from soabi_shim import _start
+
+    assert _probe._is_musl() is _start.is_musl() is (sys.platform == "linux" and not sys.thread_info.version)
 
 
-def test_doctor_json_loaded_false_here(tmp_path: Path) -> None:
+def test_doctor_json_loaded_false_here(tmp_path: Path, no_hook_modules: None) -> None:
+    """On this glibc host the line stops at its first test."""
     _code, out, _ = run("doctor", "--json", str(tmp_path))
-    assert json.loads(out)["interpreter"]["startup_hook"]["loaded"] is (_names.PTH_SEEN_MARK in sys.modules)
+    assert json.loads(out)["interpreter"]["startup_hook"]["loaded"] is False
 
 
 # --------------------------------------------------------------------------
