@@ -187,12 +187,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def git_state() -> str:
     """The checkout's commit, and whether soabi_shim/ or hook/ differ from it."""
+    return git_state_of(str(ROOT))
+
+
+def git_state_of(checkout: str) -> str:
+    """The commit of the checkout at ``checkout``, and whether its soabi_shim/ differs from it."""
     try:
         head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+            ["git", "-C", checkout, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "soabi_shim", "hook", "pyproject.toml"],
+            ["git", "-C", checkout, "status", "--porcelain", "--", "soabi_shim", "hook", "pyproject.toml"],
             capture_output=True,
             text=True,
             check=True,

@@ -140,15 +140,15 @@ def host_main(pairs: int, work: Path, results: dict[str, Any]) -> None:
                 if i >= 5:
                     res[f"{side}_import"].append(imp)
                     res[f"{side}_process"].append(wall)
-        imp = B.compare(res["a_import"], res["b_import"])
+        cmp_imp = B.compare(res["a_import"], res["b_import"])
         proc = B.compare(res["a_process"], res["b_process"])
-        results[f"host/{variant}"] = {"ns": res, "import": imp, "process": proc}
-        extra = imp["b"]["median"] - imp["a"]["median"]
+        results[f"host/{variant}"] = {"ns": res, "import": cmp_imp, "process": proc}
+        extra = cmp_imp["b"]["median"] - cmp_imp["a"]["median"]
         rows.append(
             [
                 ".pyc present" if variant == "pyc" else "no `.pyc`",
-                B.med_iqr(imp["a"], B.us),
-                B.med_iqr(imp["b"], B.us),
+                B.med_iqr(cmp_imp["a"], B.us),
+                B.med_iqr(cmp_imp["b"], B.us),
                 f"{extra / 1e3:.0f}",
                 "yes" if extra <= 300e3 else "**no**",
                 f"{B.ms(proc['b']['median'] - proc['a']['median'])} ({proc['ratio']:.3f})",

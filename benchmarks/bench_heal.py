@@ -40,7 +40,14 @@ Targets (issue 13): at 1,000 distributions heal <= 1.0 s on disk and
 <= 0.25 s on tmpfs, heal minus the symlink floor <= 0.5 s, a no-op check
 <= 0.15 s.
 
-    python benchmarks/bench_heal.py [--quick] [--json FILE] [--profile]
+    python benchmarks/bench_heal.py [--quick] [--json FILE] [--profile] [--baseline DIR]
+
+``--baseline DIR`` compares with another checkout of soabi-shim (say
+``git worktree add /tmp/base COMMIT``): each repetition also heals and checks a
+fresh tree of its own with that code, in rotated order, and a table gives the
+ratio of medians (this checkout / baseline) with a 95% bootstrap interval over
+the paired repetitions.  On a machine whose speed drifts, the ratio is the
+number to trust.
 """
 
 from __future__ import annotations
@@ -123,6 +130,12 @@ def main() -> int:
         "--fs", help="comma-separated directories to build the trees in, one run each (default: $TMPDIR,/dev/shm)"
     )
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="another checkout (say `git worktree add /tmp/base COMMIT`): each repetition also heals and"
+        " checks a fresh tree with its code, and the tables give this checkout / baseline, paired",
+    )
     args = ap.parse_args()
     reps = args.reps or (3 if args.quick else 7)
     scale_reps = 2 if args.quick else 5
@@ -156,15 +169,23 @@ def one_fs(work: Path, args: argparse.Namespace, reps: int, scale_reps: int, siz
     print(f"- extension file: {len(so)} bytes, named `*{foreign}`")
     data: dict[str, Any] = {"fs": fs, "suffix": foreign, "so_bytes": len(so)}
 
-    def cli(command: str, site: Path) -> int:
+    def cli(command: str, site: Path, env: dict[str, str] = env) -> int:
         return B.timed([py, "-m", "soabi_shim", command, "-q", str(site)], env)
 
-    # Warm-up: writes the .pyc cache, touches every code path once.
-    warm = work / "warm"
-    build_site(warm, 20, so, foreign)
-    for command in ("heal", "check", "undo"):
-        cli(command, warm)
-    shutil.rmtree(warm)
+    base_env = None
+    if args.baseline:
+        base_env = B.clean_env(
+            PYTHONPATH=os.path.abspath(args.baseline), PYTHONPYCACHEPREFIX=str(work / "pycache-base")
+        )
+        print(f"- baseline: {args.baseline} ({B.git_state_of(args.baseline)})")
+
+    # Warm-up: writes the .pyc caches, touches every code path once.
+    for e in (env, *([base_env] if base_env else [])):
+        warm = work / "warm"
+        build_site(warm, 20, so, foreign)
+        for command in ("heal", "check", "undo"):
+            cli(command, warm, e)
+        shutil.rmtree(warm)
     empty = work / "empty"
     empty.mkdir()
     cli("check", empty)
@@ -172,35 +193,38 @@ def one_fs(work: Path, args: argparse.Namespace, reps: int, scale_reps: int, siz
     n = args.dists
     naive_cmd = naive_argv(Path("SITE"), foreign, native)
     print(f"- naive command: `{shlex.join(naive_cmd)}`\n")
-    keys = ("heal", "check", "undo", "naive", "symlinks", "check_empty")
+    keys = ("heal", "check", "undo", "naive", "symlinks", "check_empty", "base_heal", "base_check")
     res: dict[str, list[int]] = {k: [] for k in keys}
     for rep in range(reps):
         a, b, c = work / f"heal-{rep}", work / f"naive-{rep}", work / f"links-{rep}"
-        build_site(a, n, so, foreign)
-        build_site(b, n, so, foreign)
-        build_site(c, n, so, foreign)
+        d = work / f"base-{rep}"
+        trees = [a, b, c, *([d] if base_env else [])]
+        for site in trees:
+            build_site(site, n, so, foreign)
         steps = [
             ("heal", partial(cli, "heal", a)),
             ("naive", partial(B.timed, naive_argv(b, foreign, native), B.clean_env())),
             ("symlinks", partial(symlinks_only, c, foreign, native)),
         ]
-        for key, step in steps[rep % 3 :] + steps[: rep % 3]:  # rotate who goes first
+        if base_env:
+            steps.append(("base_heal", partial(cli, "heal", d, base_env)))
+        k = rep % len(steps)
+        for key, step in steps[k:] + steps[:k]:  # rotate who goes first
             res[key].append(step())
-        res["check"].append(cli("check", a))
+        checks = [
+            ("check", partial(cli, "check", a)),
+            *([("base_check", partial(cli, "check", d, base_env))] if base_env else []),
+        ]
+        for key, step in checks if rep % 2 == 0 else checks[::-1]:
+            res[key].append(step())
         res["check_empty"].append(cli("check", empty))
-        for site in (a, b, c):
-            got = count_links(site)
-            if got != n * FILES_PER_DIST:
-                sys.exit(f"{site}: {got} symlinks, expected {n * FILES_PER_DIST}")
-        rows = (a / "bench_dist_00000-1.0.dist-info" / "RECORD").read_text().count(",,\n")
-        if rows != FILES_PER_DIST + 1:  # the aliases, and RECORD itself
-            sys.exit(f"{a}: RECORD has {rows} rows without hash, expected {FILES_PER_DIST + 1}")
+        verify(trees, n)
         res["undo"].append(cli("undo", a))
         if count_links(a):
             sys.exit(f"{a}: undo left symlinks")
-        for site in (a, b, c):
+        for site in trees:
             shutil.rmtree(site)
-    s = {k: B.summary(v) for k, v in res.items()}
+    s = {k: B.summary(v) for k, v in res.items() if v}
     above_floor = [h - f for h, f in zip(res["heal"], res["symlinks"])]
     s["above_floor"] = B.summary(above_floor)
     data["main"] = {"dists": n, "files": n * FILES_PER_DIST, "reps": reps, "ns": res, "summary": s}
@@ -223,12 +247,44 @@ def one_fs(work: Path, args: argparse.Namespace, reps: int, scale_reps: int, siz
     ]
     print(B.table(["command", "time (ms)", "target (ms)", "met"], rows_out))
     print(f"\nheal / naive (ratio of medians): **{s['heal']['median'] / s['naive']['median']:.2f}**")
-
+    if base_env:
+        data["baseline"] = against_baseline(args.baseline, res)
     if sizes:
         scaling(work, sizes, scale_reps, so, foreign, partial(cli, "heal"), partial(cli, "check"), data)
     if args.profile:
         profile(work, so, foreign, n, env)
     return data
+
+
+def verify(trees: list[Path], n: int) -> None:
+    """Every tree has its aliases, and the first one's (soabi-shim's) RECORD lists them."""
+    for site in trees:
+        got = count_links(site)
+        if got != n * FILES_PER_DIST:
+            sys.exit(f"{site}: {got} symlinks, expected {n * FILES_PER_DIST}")
+    rows = (trees[0] / "bench_dist_00000-1.0.dist-info" / "RECORD").read_text().count(",,\n")
+    if rows != FILES_PER_DIST + 1:  # the aliases, and RECORD itself
+        sys.exit(f"{trees[0]}: RECORD has {rows} rows without hash, expected {FILES_PER_DIST + 1}")
+    if len(trees) > 3:  # the baseline's tree
+        rows = (trees[3] / "bench_dist_00000-1.0.dist-info" / "RECORD").read_text().count(",,\n")
+        if rows != FILES_PER_DIST + 1:
+            sys.exit(f"{trees[3]}: RECORD has {rows} rows without hash, expected {FILES_PER_DIST + 1}")
+
+
+def against_baseline(baseline: str, res: dict[str, list[int]]) -> dict[str, Any]:
+    """Print and return this checkout's heal and check against the baseline's, paired by repetition."""
+    out: dict[str, Any] = {"dir": baseline}
+    print(f"\nAgainst the baseline ({baseline}), the same repetitions, paired:\n")
+    rows = []
+    for key in ("heal", "check"):
+        cmp = B.compare(res["base_" + key], res[key])
+        out[key] = cmp
+        lo, hi = cmp["ratio_ci95"]
+        rows.append(
+            [f"`{key}`", B.med_iqr(cmp["a"]), B.med_iqr(cmp["b"]), f"{cmp['ratio']:.3f} ({lo:.3f} to {hi:.3f})"]
+        )
+    print(B.table(["command", "baseline (ms)", "this checkout (ms)", "ratio (95%)"], rows))
+    return out
 
 
 def scaling(
