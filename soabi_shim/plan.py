@@ -14,7 +14,6 @@ exception.
 
 from __future__ import annotations
 
-import os
 import stat
 
 from ._plain import Frozen, Plain
@@ -45,7 +44,6 @@ __all__ = [
     "Verdict",
     "build_twin_map",
     "decide",
-    "inside",
     "make_plan",
     "make_undo_plan",
 ]
@@ -103,39 +101,6 @@ class Plan(Plain):
         self.distributions = distributions
         self.sites = [] if sites is None else sites
         self.scans = [] if scans is None else scans
-
-
-def inside(path: str, site: str) -> bool:
-    """True if the real path of ``path`` is ``site``'s real path or below it.
-
-    Kept for the built-in location rule; the plan itself needs no real paths
-    (:class:`~soabi_shim.sitefs.SiteDir` refuses what leads outside).
-    """
-    real = _real(path)
-    root = _real(site)
-    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
-
-
-class _RealCache:
-    """``os.path.realpath`` remembered for up to 256 paths (what
-    ``functools.lru_cache(maxsize=256)`` gave, without functools)."""
-
-    def __init__(self) -> None:
-        self.cache: dict[str, str] = {}
-
-    def __call__(self, path: str) -> str:
-        real = self.cache.get(path)
-        if real is None:
-            if len(self.cache) >= 256:
-                del self.cache[next(iter(self.cache))]
-            real = self.cache[path] = os.path.realpath(path)
-        return real
-
-    def cache_clear(self) -> None:
-        self.cache.clear()
-
-
-_real = _RealCache()
 
 
 def build_twin_map(facts: InterpreterFacts, host: PluginHost) -> dict[str, str]:
@@ -231,7 +196,6 @@ def decide(
 
 def make_plan(scans: list[SiteScan], facts: InterpreterFacts, host: PluginHost) -> Plan:
     """The heal plan (also what ``check`` and ``doctor`` report)."""
-    _real.cache_clear()  # one run, one view of where each directory really is
     plan = _start(scans, facts)
     for scan in scans:
         if scan.fs is None:

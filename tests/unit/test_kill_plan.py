@@ -1,7 +1,7 @@
 """plan.py over real scans of fake site directories in ``tmp_path``: each heal
 decision with its exact reason and ``recorded`` flag, the undo plan's
 candidates (top-level aliases, rows it must keep, unowned aliases), the
-plan's totals, ``inside`` and the bounded real-path cache.
+plan's totals.
 
 The plugin host is a small stand-in (the ELF rules are tested elsewhere):
 it records what it was asked and says what it is told to.
@@ -24,10 +24,8 @@ from soabi_shim.plan import (
     Action,
     Decision,
     Plan,
-    _RealCache,
     build_twin_map,
     decide,
-    inside,
     make_plan,
     make_undo_plan,
 )
@@ -152,60 +150,6 @@ def test_plan_defaults_and_given_lists() -> None:
     assert plan.facts is FACTS and plan.distributions == 3
     assert plan.decisions is decisions and plan.problems is problems
     assert plan.sites is sites and plan.scans is scans
-
-
-# --- inside and the real-path cache ----------------------------------------
-
-
-def test_inside(tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    (site / "pkg").mkdir(parents=True)
-    (tmp_path / "site-old").mkdir()
-    (tmp_path / "elsewhere").mkdir()
-    (site / "out").symlink_to(tmp_path / "elsewhere")
-    (tmp_path / "back").symlink_to(site / "pkg")
-    assert inside(str(site), str(site))
-    assert inside(str(site / "pkg"), str(site))
-    assert inside(str(tmp_path / "back"), str(site))  # a link from outside that lands inside
-    assert not inside(str(site / "out"), str(site))
-    assert not inside(str(tmp_path / "site-old"), str(site))  # a prefix, not a parent
-    assert not inside(str(tmp_path), str(site))
-    assert inside(str(tmp_path), "/")  # the root has no separator to add
-
-
-def _link_to_a(tmp_path: Path) -> Path:
-    """Directories a and b, and ``link`` -> a (to be pointed at b later)."""
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    link = tmp_path / "link"
-    link.symlink_to(tmp_path / "a")
-    return link
-
-
-def test_real_cache_resolves_and_remembers(tmp_path: Path) -> None:
-    link = _link_to_a(tmp_path)
-    real = _RealCache()
-    assert real(str(link)) == str(tmp_path / "a")
-    link.unlink()
-    link.symlink_to(tmp_path / "b")
-    assert real(str(link)) == str(tmp_path / "a")  # one run, one view
-    real.cache_clear()
-    assert real(str(link)) == str(tmp_path / "b")
-
-
-def test_real_cache_keeps_256_paths_and_forgets_the_oldest(tmp_path: Path) -> None:
-    link = _link_to_a(tmp_path)
-    real = _RealCache()
-    assert real(str(link)) == str(tmp_path / "a")
-    for i in range(255):  # 256 paths in all: nothing forgotten yet
-        assert real(str(tmp_path / f"p{i}")) == str(tmp_path / f"p{i}")
-    link.unlink()
-    link.symlink_to(tmp_path / "b")
-    assert real(str(link)) == str(tmp_path / "a")
-    assert real(str(tmp_path / "p255")) == str(tmp_path / "p255")  # the 257th: the oldest goes
-    assert len(real.cache) == 256
-    assert real(str(link)) == str(tmp_path / "b")
-    assert len(real.cache) == 256
 
 
 # --- build_twin_map --------------------------------------------------------

@@ -60,6 +60,7 @@ def test_resolves_inside(tmp_path: Path) -> None:
     assert not builtin.resolves_inside(str(tree["a link out"]), site)
     assert not builtin.resolves_inside(str(tmp_path / "real" / "site-packages-old"), site)  # a prefix, not a parent
     assert not builtin.resolves_inside(str(tmp_path / "real"), site)
+    assert builtin.resolves_inside(str(tmp_path), "/")  # the root has no separator to add
 
 
 def test_resolves_inside_a_real_site_resolves_only_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
