@@ -63,6 +63,3 @@ def twin_suffix_strings(suffix: str) -> "list[str]":
     arch = body[:cut].rpartition("-")[2]
     head = body[: cut + 7]
     return ["." + head + twin + ".so" for twin in libc_twins(arch, body[cut + 7 :])]
-
-
-#: The former name; kept only until ``_startup`` imports ``twin_suffix_strings``.
