@@ -28,15 +28,19 @@ def _hook_ran(site_dirs: "list[str]") -> bool:
 
     The line leaves no mark when it stops at a current stamp (that is what
     keeps it cheap), so this reads its effects: its slow path saw a site
-    directory (``soabi_shim._start``) or installed the fallback; or, on musl
-    with ``site`` enabled, one of this process's site directories holds the
-    ``.pth`` file and a current stamp, which only the line tests (a stale
-    stamp sends it down the slow path).
+    directory (``soabi_shim._start``) or installed the fallback; on musl, the
+    PEP 829 entry point ran (3.15+), or ``site`` is enabled and one of this
+    process's site directories holds the ``.pth`` file and a current stamp,
+    which only the hook tests (a stale stamp sends it down the slow path).
     """
     start = sys.modules.get("soabi_shim._start")
     if getattr(start, "SEEN", None) or getattr(sys.modules.get("soabi_shim.fallback"), "INSTALLED", False):
         return True
-    if not _is_musl() or sys.flags.no_site:
+    if not _is_musl():
+        return False
+    if getattr(start, "STARTED", False):
+        return True
+    if sys.flags.no_site:
         return False
     for d in site_dirs:
         try:

@@ -287,9 +287,12 @@ def test_loaded_is_false_under_dash_s(tmp_path: Path, no_site: bool) -> None:
 def test_loaded_and_fallback_when_the_slow_path_ran(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_hook_modules: None
 ) -> None:
+    import site as site_module
     import types
 
-    monkeypatch.setattr(_probe, "_is_musl", lambda: False)  # no fast path to find
+    monkeypatch.setattr(site_module, "getsitepackages", lambda: [])  # no fast path to find
+    monkeypatch.setattr(site_module, "ENABLE_USER_SITE", False)
+    monkeypatch.setattr(_probe, "_is_musl", lambda: False)
     probe = _probe.collect()
     assert (probe["startup_hook_loaded"], probe["fallback_installed"]) == (False, False)
     start = types.ModuleType("soabi_shim._start")
@@ -298,6 +301,14 @@ def test_loaded_and_fallback_when_the_slow_path_ran(
     assert _probe.collect()["startup_hook_loaded"] is False  # imported, but it saw no site (disabled)
     start.SEEN = {str(tmp_path)}  # type: ignore[attr-defined]
     assert _probe.collect()["startup_hook_loaded"] is True
+    start.SEEN = set()  # type: ignore[attr-defined]
+    start.STARTED = True  # type: ignore[attr-defined]  # the PEP 829 entry point ran, and stopped at the stamp
+    assert _probe.collect()["startup_hook_loaded"] is False  # ... at its glibc test, here
+    monkeypatch.setattr(_probe, "_is_musl", lambda: True)
+    assert _probe.collect()["startup_hook_loaded"] is True
+    start.STARTED = False  # type: ignore[attr-defined]
+    assert _probe.collect()["startup_hook_loaded"] is False
+    monkeypatch.setattr(_probe, "_is_musl", lambda: False)
     monkeypatch.delitem(sys.modules, "soabi_shim._start")
     fallback = types.ModuleType("soabi_shim.fallback")
     fallback.INSTALLED = False  # type: ignore[attr-defined]
