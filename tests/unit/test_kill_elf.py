@@ -391,6 +391,8 @@ def test_reader_serves_the_head_from_one_read(tmp_path: Path, monkeypatch: pytes
         calls.clear()
         assert late.read(head + 1, 4) == data[head + 1 : head + 5]
         assert calls == [(4, head + 1)] and late.head is None
+        assert late.read(0, 4) == data[:4]
+        assert calls == [(4, head + 1), (head, 0)] and late.preads == 2
     finally:
         os.close(fd)
 
