@@ -32,9 +32,12 @@ from ._names import ENTRY_POINT_GROUP
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
+    from types import ModuleType
     from typing import Any, Optional
 
     import pluggy
+
+    from .hookspecs import Verdict
 
 __all__ = ["PluginHost", "get_plugin_host", "read_entry_points"]
 
@@ -47,6 +50,20 @@ _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXE
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+_BUILTIN: list[ModuleType] = []
+
+
+def _builtin() -> ModuleType:
+    """:mod:`soabi_shim.builtin`, imported on first use (it imports the ELF
+    reader) and kept: an import statement in :meth:`PluginHost.check` cost
+    a few microseconds per candidate."""
+    if not _BUILTIN:
+        from . import builtin
+
+        _BUILTIN.append(builtin)
+    return _BUILTIN[0]
 
 
 def _new_manager() -> pluggy.PluginManager:
@@ -137,20 +154,20 @@ class PluginHost:
         plugin is broken (it failed to load or names an unknown hook),
         every candidate is refused.
         """
-        from . import builtin
-        from .hookspecs import Verdict
-
+        builtin = _builtin()
         try:
-            verdict = builtin.soabi_shim_check_candidate(candidate=candidate, facts=facts)
+            verdict: Optional[Verdict] = builtin.soabi_shim_check_candidate(candidate=candidate, facts=facts)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
             return f"the built-in check failed: {_describe(exc)}"
         if verdict is not None and not verdict.ok:
             return verdict.reason
-        reasons: list[str] = []
         if self._manager is None and not self.broken:
             return None  # the built-in plugin only
+        from .hookspecs import Verdict
+
+        reasons: list[str] = []
         if self.broken:
             reasons.append(
                 "plugin " + ", ".join(repr(n) for n in self.broken) + " is broken; nothing is aliased until it is fixed"
