@@ -356,10 +356,9 @@ def test_reader_bounds_and_counters(tmp_path: Path) -> None:
         os.close(fd)
 
 
-def test_reader_serves_the_head_from_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    head = elf.HEAD
-    data = bytes(i % 251 for i in range(head + 100))
-    path = write(tmp_path, data)
+@pytest.fixture
+def preads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The (length, offset) of every ``os.pread`` from here on."""
     calls: list[tuple[int, int]] = []
     pread = os.pread
 
@@ -368,6 +367,14 @@ def test_reader_serves_the_head_from_one_read(tmp_path: Path, monkeypatch: pytes
         return pread(fd, length, offset)
 
     monkeypatch.setattr(os, "pread", counting)
+    return calls
+
+
+def test_reader_serves_the_head_from_one_read(tmp_path: Path, preads: list[tuple[int, int]]) -> None:
+    head = elf.HEAD
+    data = bytes(i % 251 for i in range(head + 100))
+    path = write(tmp_path, data)
+    calls = preads
     fd = os.open(path, os.O_RDONLY)
     try:
         r = elf._Reader(fd, len(data))
@@ -412,22 +419,14 @@ def test_reader_head_of_a_file_that_shrank(tmp_path: Path) -> None:
         os.close(fd)
 
 
-def test_a_small_extension_costs_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_small_extension_costs_one_read(tmp_path: Path, preads: list[tuple[int, int]]) -> None:
     names = [b"libc.musl-x86_64.so.1"]
     strtab = b"\0" + b"\0".join(names) + b"\0"
     data = custom_elf(strtab, [1])
     assert len(data) <= elf.HEAD
     path = write(tmp_path, data)
-    calls: list[int] = []
-    pread = os.pread
-
-    def counting(fd: int, length: int, offset: int) -> bytes:
-        calls.append(offset)
-        return pread(fd, length, offset)
-
-    monkeypatch.setattr(os, "pread", counting)
     assert read_elf(path).needed == ("libc.musl-x86_64.so.1",)
-    assert calls == [0]
+    assert preads == [(len(data), 0)]  # the whole file, once
 
 
 # --------------------------------------------------------------------------
