@@ -102,13 +102,16 @@ def naive_argv(site: Path, foreign: str, native: str) -> list[str]:
     return ["find", str(site), "-name", f"*{f_tail}", "-exec", "sh", "-c", script, "sh", "{}", ";"]
 
 
+def links_in(pkg: Path, foreign: str, native: str) -> list[tuple[str, str]]:
+    """(target, alias name) of each link a heal makes in the package directory ``pkg``."""
+    return [("./" + name, name[: -len(foreign)] + native) for name in sorted(os.listdir(pkg)) if name.endswith(foreign)]
+
+
 def symlinks_only(site: Path, foreign: str, native: str) -> int:
     """The floor: only the ``symlink(2)`` calls any tool must make (names listed before the clock starts)."""
     pairs = []
     for pkg in sorted(site.glob("bench_pkg_*")):
-        for name in sorted(os.listdir(pkg)):
-            if name.endswith(foreign):
-                pairs.append(("./" + name, str(pkg / (name[: -len(foreign)] + native))))
+        pairs += [(target, str(pkg / alias)) for target, alias in links_in(pkg, foreign, native)]
     t0 = time.perf_counter_ns()
     for target, alias in pairs:
         os.symlink(target, alias)
@@ -122,14 +125,11 @@ def links_and_records(site: Path, foreign: str, native: str) -> int:
     contents are prepared before the clock starts."""
     work: list[tuple[list[tuple[str, str]], str, str, bytes]] = []
     for info in sorted(site.glob("bench_dist_*.dist-info")):
-        links, rows = [], []
         pkg = site / info.name.replace("bench_dist_", "bench_pkg_").replace("-1.0.dist-info", "")
-        for name in sorted(os.listdir(pkg)):
-            if name.endswith(foreign):
-                alias = name[: -len(foreign)] + native
-                links.append(("./" + name, str(pkg / alias)))
-                rows.append(f"{pkg.name}/{alias},,\n")
-        data = (info / "RECORD").read_bytes() + "".join(rows).encode()
+        pairs = links_in(pkg, foreign, native)
+        links = [(target, str(pkg / alias)) for target, alias in pairs]
+        rows = "".join(f"{pkg.name}/{alias},,\n" for _, alias in pairs)
+        data = (info / "RECORD").read_bytes() + rows.encode()
         work.append((links, str(info / "RECORD"), str(info / ".RECORD.tmp"), data))
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     t0 = time.perf_counter_ns()
